@@ -1,0 +1,1 @@
+//! mend-agent: the agent loop. Not built yet (issue "The agent loop").

@@ -1,0 +1,1 @@
+//! mend-index: repository index and localization. Not built yet (issue "Repository index").

@@ -1,0 +1,1 @@
+//! mend-llm: the model layer. Not built yet (issue "The model layer").

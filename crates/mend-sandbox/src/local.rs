@@ -1,0 +1,245 @@
+//! `LocalSandbox`: a checkout of the repository in a temporary directory. It shares the
+//! repository's object store through git's `alternates`, so creating it copies no history
+//! and writes nothing into the user's repository or working tree.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use git2::{build::CheckoutBuilder, Repository};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::capture::Captured;
+use crate::paths::{confine, resolve_dir};
+use crate::{Exec, ExecOutput, Sandbox, SandboxError, Termination};
+
+/// Environment variables passed through from the host; everything else (API keys
+/// included) stays out of the commands the model runs.
+const PASS_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TERM", "USER", "TMPDIR"];
+
+pub struct LocalSandbox {
+    dir: tempfile::TempDir,
+    root: String,
+    base: Mutex<String>,
+}
+
+impl LocalSandbox {
+    /// Check out `rev` of the repository at `repo` into a fresh temporary directory.
+    pub fn create(repo: &Path, rev: &str) -> Result<LocalSandbox, SandboxError> {
+        let src = Repository::discover(repo).map_err(|e| SandboxError::Git(format!("{}: {}", repo.display(), e.message())))?;
+        let commit = src
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map_err(|e| SandboxError::Git(format!("revision `{rev}`: {}", e.message())))?;
+        let objects = src.commondir().join("objects").canonicalize().map_err(SandboxError::io("locating the object store"))?;
+
+        let dir = tempfile::Builder::new().prefix("mend-local-").tempdir().map_err(SandboxError::io("creating a temporary directory"))?;
+        Repository::init(dir.path())?;
+        let alt = dir.path().join(".git/objects/info/alternates");
+        std::fs::write(&alt, format!("{}\n", objects.display())).map_err(SandboxError::io("writing alternates"))?;
+        // Reopen so libgit2 reads the alternates file.
+        let dst = Repository::open(dir.path())?;
+        dst.set_head_detached(commit.id())?;
+        dst.checkout_head(Some(CheckoutBuilder::new().force()))?;
+        let root = dir.path().to_string_lossy().into_owned();
+        Ok(LocalSandbox { dir, root, base: Mutex::new(commit.id().to_string()) })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn confine_host(&self, path: &str) -> Result<PathBuf, SandboxError> {
+        let p = PathBuf::from(confine(&self.root, path)?);
+        // Catch symlink escapes: the nearest existing ancestor must resolve inside the root.
+        let canon_root = self.dir.path().canonicalize().map_err(SandboxError::io("resolving the root"))?;
+        let mut probe = p.as_path();
+        loop {
+            if let Ok(c) = probe.canonicalize() {
+                if !c.starts_with(&canon_root) {
+                    return Err(SandboxError::PathEscapesRoot(path.to_string()));
+                }
+                break;
+            }
+            match probe.parent() {
+                Some(parent) => probe = parent,
+                None => break,
+            }
+        }
+        Ok(p)
+    }
+}
+
+#[async_trait::async_trait]
+impl Sandbox for LocalSandbox {
+    fn root(&self) -> &str {
+        &self.root
+    }
+
+    async fn exec(&self, exec: &Exec) -> Result<ExecOutput, SandboxError> {
+        exec.validate()?;
+        let cwd = resolve_dir(&self.root, exec.cwd.as_deref());
+        let mut env: BTreeMap<String, String> =
+            PASS_ENV.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect();
+        env.extend(exec.env.clone());
+        let mut cmd = tokio::process::Command::new(&exec.argv[0]);
+        cmd.args(&exec.argv[1..])
+            .current_dir(&cwd)
+            .env_clear()
+            .envs(env)
+            .stdin(if exec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(SandboxError::io(format!("starting `{}`", exec.argv[0])))?;
+        let group = GroupKiller(child.id().map(|p| p as i32));
+        if let (Some(data), Some(mut stdin)) = (exec.stdin.clone(), child.stdin.take()) {
+            tokio::spawn(async move {
+                // A command that does not read its stdin closes the pipe; that is not an error.
+                let _ = stdin.write_all(&data).await;
+            });
+        }
+        let out = tokio::spawn(read_capped(child.stdout.take(), exec.output_cap));
+        let err = tokio::spawn(read_capped(child.stderr.take(), exec.output_cap));
+        let status = tokio::time::timeout(exec.timeout, child.wait()).await;
+        let termination = match status {
+            Ok(Ok(st)) => {
+                use std::os::unix::process::ExitStatusExt;
+                match (st.code(), st.signal()) {
+                    (Some(c), _) => Termination::Exited(c),
+                    (None, Some(s)) => Termination::Signal(s),
+                    (None, None) => Termination::Signal(0),
+                }
+            }
+            Ok(Err(e)) => return Err(SandboxError::Io { action: "waiting for a command".into(), source: e }),
+            Err(_) => {
+                group.kill();
+                let _ = child.wait().await;
+                Termination::TimedOut
+            }
+        };
+        // The group leader is gone; kill stragglers that still hold the pipes.
+        group.kill();
+        let grace = std::time::Duration::from_secs(5);
+        let stdout = tokio::time::timeout(grace, out).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+        let stderr = tokio::time::timeout(grace, err).await.ok().and_then(|r| r.ok()).unwrap_or_default();
+        Ok(ExecOutput { termination, stdout, stderr, elapsed: started.elapsed() })
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Vec<u8>, SandboxError> {
+        let p = self.confine_host(path)?;
+        if p.is_dir() {
+            return Err(SandboxError::IsDirectory(path.to_string()));
+        }
+        tokio::fs::read(&p).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SandboxError::NotFound(path.to_string()),
+            _ => SandboxError::Io { action: format!("reading {path}"), source: e },
+        })
+    }
+
+    async fn write_file(&self, path: &str, data: &[u8]) -> Result<(), SandboxError> {
+        let p = self.confine_host(path)?;
+        if p.is_dir() {
+            return Err(SandboxError::IsDirectory(path.to_string()));
+        }
+        if let Some(parent) = p.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(SandboxError::io(format!("creating the directory of {path}")))?;
+        }
+        tokio::fs::write(&p, data).await.map_err(SandboxError::io(format!("writing {path}")))
+    }
+
+    async fn copy_in(&self, host_dir: &Path, dest: &str) -> Result<(), SandboxError> {
+        let dest = PathBuf::from(resolve_dir(&self.root, Some(dest)));
+        let src = host_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || copy_tree(&src, &dest))
+            .await
+            .map_err(|e| SandboxError::Io { action: "copying in".into(), source: std::io::Error::other(e) })?
+    }
+
+    async fn copy_out(&self, src: &str, host_dir: &Path) -> Result<(), SandboxError> {
+        let src = PathBuf::from(resolve_dir(&self.root, Some(src)));
+        if !src.exists() {
+            return Err(SandboxError::NotFound(src.display().to_string()));
+        }
+        let dest = match src.file_name() {
+            Some(name) => host_dir.join(name),
+            None => host_dir.to_path_buf(),
+        };
+        tokio::task::spawn_blocking(move || copy_tree(&src, &dest))
+            .await
+            .map_err(|e| SandboxError::Io { action: "copying out".into(), source: std::io::Error::other(e) })?
+    }
+
+    async fn diff(&self) -> Result<String, SandboxError> {
+        let base = self.base.lock().map(|b| b.clone()).unwrap_or_else(|p| p.into_inner().clone());
+        let root = self.dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || crate::gitdiff::diff_workdir(&root, &base))
+            .await
+            .map_err(|e| SandboxError::Io { action: "diffing".into(), source: std::io::Error::other(e) })?
+    }
+
+    async fn pin_base(&self) -> Result<String, SandboxError> {
+        let repo = Repository::open(self.dir.path())?;
+        let head = repo.head()?.peel_to_commit()?.id().to_string();
+        if let Ok(mut b) = self.base.lock() {
+            *b = head.clone();
+        }
+        Ok(head)
+    }
+}
+
+/// Kills a process group (the child was started as its own group leader).
+struct GroupKiller(Option<i32>);
+
+impl GroupKiller {
+    fn kill(&self) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: kill(2) with a negative pid signals a process group; no memory is touched.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        // A cancelled exec must not leave its processes running.
+        self.kill();
+    }
+}
+
+async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize) -> Captured {
+    let mut c = Captured::new(cap);
+    let Some(mut r) = reader else { return c };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => c.push(&buf[..n]),
+        }
+    }
+    c
+}
+
+/// Copy a file or directory tree (symlinks copied as links).
+fn copy_tree(src: &Path, dest: &Path) -> Result<(), SandboxError> {
+    let meta = std::fs::symlink_metadata(src).map_err(SandboxError::io(format!("reading {}", src.display())))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(src).map_err(SandboxError::io("reading a link"))?;
+        let _ = std::fs::remove_file(dest);
+        std::os::unix::fs::symlink(target, dest).map_err(SandboxError::io(format!("linking {}", dest.display())))?;
+    } else if meta.is_dir() {
+        std::fs::create_dir_all(dest).map_err(SandboxError::io(format!("creating {}", dest.display())))?;
+        for entry in std::fs::read_dir(src).map_err(SandboxError::io(format!("listing {}", src.display())))? {
+            let entry = entry.map_err(SandboxError::io("listing"))?;
+            copy_tree(&entry.path(), &dest.join(entry.file_name()))?;
+        }
+    } else {
+        std::fs::copy(src, dest).map_err(SandboxError::io(format!("copying {}", src.display())))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! mend-swebench: the SWE-bench harness. Not built yet (issue "SWE-bench harness").

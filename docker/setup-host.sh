@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what mend needs on a fresh Debian/Ubuntu host and makes sure the Docker engine
+# answers. Idempotent: a no-op on a machine that already has everything.
+set -euo pipefail
+need=()
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v tar >/dev/null 2>&1 || need+=(tar)
+if ! docker info >/dev/null 2>&1; then
+  command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd" >&2
+  (dockerd >/tmp/dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /tmp/dockerd.log" >&2; tail -20 /tmp/dockerd.log >&2; exit 1; }
+fi
+echo "setup: ok (docker $(docker version --format '{{.Server.Version}}'))" >&2
