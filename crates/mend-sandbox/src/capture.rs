@@ -33,6 +33,11 @@ impl Captured {
         }
     }
 
+    /// A capture made elsewhere (the in-container runner), from its kept parts.
+    pub(crate) fn from_parts(cap: usize, head: Vec<u8>, tail: Vec<u8>, total: u64) -> Self {
+        Captured { head, tail: tail.into(), half: (cap / 2).max(1), total }
+    }
+
     /// Bytes the stream produced in all.
     pub fn total_bytes(&self) -> u64 {
         self.total

@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::capture::Captured;
+use crate::exec_server::{ExecServer, Ran};
 use crate::paths::{confine, resolve_dir};
 use crate::{Exec, ExecOutput, Sandbox, SandboxError, Termination};
 
@@ -109,6 +110,9 @@ pub struct DockerConfig {
     /// Environment for every command (never put secrets here).
     pub env: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    /// Run commands through the in-container runner (one fork per command) when the image
+    /// has python3; off means one engine exec per command.
+    pub command_runner: bool,
 }
 
 impl DockerConfig {
@@ -123,6 +127,7 @@ impl DockerConfig {
             user: UserChoice::Auto,
             env: BTreeMap::new(),
             labels: BTreeMap::new(),
+            command_runner: true,
         }
     }
 }
@@ -139,6 +144,8 @@ pub struct DockerSandbox {
     base: Mutex<Option<String>>,
     oom_kills: AtomicU64,
     exec_counter: AtomicU64,
+    /// The in-container command runner; `None` when the image has no python3.
+    runner: Option<ExecServer>,
 }
 
 impl DockerSandbox {
@@ -197,6 +204,7 @@ impl DockerSandbox {
             base: Mutex::new(None),
             oom_kills: AtomicU64::new(0),
             exec_counter: AtomicU64::new(0),
+            runner: None,
         };
         let user = match &cfg.user {
             UserChoice::Root => "root".to_string(),
@@ -224,6 +232,9 @@ impl DockerSandbox {
             return Err(SandboxError::Engine { action: format!("creating {}", sb.root), message: mk.stderr.text() });
         }
         sb.oom_kills.store(sb.read_oom_kills().await.unwrap_or(0), Ordering::Relaxed);
+        if cfg.command_runner {
+            sb.runner = ExecServer::start(&sb.engine.docker, sb.guard.id(), &sb.user, sb.env.clone()).await?;
+        }
         // The root may already hold a repository (SWE-bench images do): diff against its HEAD.
         let _ = sb.pin_base().await;
         tracing::debug!(container = %sb.name, image = %cfg.image, user = %sb.user, "sandbox started");
@@ -380,6 +391,10 @@ impl DockerSandbox {
         matches!(self.engine.docker.inspect_container(self.guard.id(), None).await, Ok(info) if info.state.as_ref().and_then(|s| s.oom_killed) == Some(true))
     }
 
+    async fn is_running(&self) -> bool {
+        matches!(self.engine.docker.inspect_container(self.guard.id(), None).await, Ok(info) if info.state.as_ref().and_then(|s| s.running) == Some(true))
+    }
+
     fn gone_or(&self, e: BollardError, action: &str) -> SandboxError {
         match &e {
             BollardError::DockerResponseServerError { status_code: 404 | 409, .. } => SandboxError::ContainerGone(self.name.clone()),
@@ -404,6 +419,25 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn exec(&self, exec: &Exec) -> Result<ExecOutput, SandboxError> {
+        exec.validate()?;
+        if let Some(runner) = self.runner.as_ref().filter(|r| r.is_alive()) {
+            match runner.run(exec, resolve_dir(&self.root, exec.cwd.as_deref())).await {
+                Ok(Ran::Done { termination_hint, stdout, stderr, elapsed }) => {
+                    let termination = match termination_hint {
+                        Termination::Signal(9) if self.oom_happened().await => Termination::OutOfMemory,
+                        t => t,
+                    };
+                    return Ok(ExecOutput { termination, stdout, stderr, elapsed });
+                }
+                Ok(Ran::SpawnError(message)) => return Ok(spawn_failure(exec, &message)),
+                Err(e) => {
+                    if !self.is_running().await {
+                        return Err(SandboxError::ContainerGone(self.name.clone()));
+                    }
+                    tracing::warn!(error = %e, "the command runner failed; falling back to one engine exec per command");
+                }
+            }
+        }
         self.exec_as(&self.user.clone(), exec).await
     }
 
@@ -552,6 +586,14 @@ impl Sandbox for DockerSandbox {
         }
         Ok(head)
     }
+}
+
+/// A program that could not be started reads like the shell's "not found": exit 127 with
+/// the reason on stderr, so the model sees an observation rather than an error.
+pub(crate) fn spawn_failure(exec: &Exec, message: &str) -> ExecOutput {
+    let mut stderr = Captured::new(exec.output_cap);
+    stderr.push(format!("mend: cannot run `{}`: {message}\n", exec.argv[0]).as_bytes());
+    ExecOutput { termination: Termination::Exited(127), stdout: Captured::new(exec.output_cap), stderr, elapsed: Duration::ZERO }
 }
 
 /// Removes the container when dropped, unless disarmed. Live containers are also

@@ -14,6 +14,7 @@ mod capture;
 mod docker;
 mod error;
 mod exec;
+mod exec_server;
 mod gitdiff;
 mod local;
 mod paths;

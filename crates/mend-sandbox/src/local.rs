@@ -94,7 +94,10 @@ impl Sandbox for LocalSandbox {
             .process_group(0)
             .kill_on_drop(true);
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(SandboxError::io(format!("starting `{}`", exec.argv[0])))?;
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Ok(crate::docker::spawn_failure(exec, &e.to_string())),
+        };
         let group = GroupKiller(child.id().map(|p| p as i32));
         if let (Some(data), Some(mut stdin)) = (exec.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {

@@ -16,6 +16,19 @@ async fn docker() -> (DockerSandbox, tempfile::TempDir) {
     (sb, host)
 }
 
+/// The same, with one engine exec per command (images without python3 work this way).
+async fn docker_plain() -> (DockerSandbox, tempfile::TempDir) {
+    let host = tempfile::tempdir().unwrap();
+    support::make_repo(host.path());
+    let engine = support::engine().await;
+    let mut cfg = mend_sandbox::DockerConfig::new(support::base_image(&engine).await);
+    cfg.command_runner = false;
+    let sb = DockerSandbox::start(&engine, cfg).await.unwrap();
+    sb.copy_in(host.path(), ".").await.unwrap();
+    sb.pin_base().await.unwrap();
+    (sb, host)
+}
+
 async fn local() -> (LocalSandbox, tempfile::TempDir) {
     let host = tempfile::tempdir().unwrap();
     support::make_repo(host.path());
@@ -32,6 +45,12 @@ macro_rules! behaviour {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn docker() {
                 let (sb, _host) = super::docker().await;
+                check(&sb).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn docker_plain() {
+                let (sb, _host) = super::docker_plain().await;
                 check(&sb).await;
             }
 
@@ -148,4 +167,10 @@ behaviour!(diff_against_base_includes_new_files_not_ignored_ones, |sb| {
     // The diff applies to a clean checkout of the base (checked by git itself).
     let check = sb.exec(&Exec::shell("git -c safe.directory='*' stash -u -q && git -c safe.directory='*' apply --check - && echo ok").stdin(diff.into_bytes())).await.unwrap();
     assert_eq!(check.stdout.text().trim(), "ok", "{check:?}");
+});
+
+behaviour!(a_missing_program_is_exit_127_not_an_error, |sb| {
+    let out = sb.exec(&Exec::new(["no-such-program-xyz", "--flag"])).await.unwrap();
+    assert_eq!(out.termination, Termination::Exited(127), "{out:?}");
+    assert!(out.stderr.text().contains("no-such-program-xyz") || out.stderr.text().contains("not found"), "{out:?}");
 });
