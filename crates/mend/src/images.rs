@@ -45,15 +45,25 @@ pub async fn ensure_base(engine: &DockerEngine, force: bool, mirror: Option<Stri
     let bar = spinner();
     let started = std::time::Instant::now();
     let mut step = String::new();
+    // On a terminal a spinner; in a log (CI), one line per phase.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut on_progress = |p: Progress| match p {
         Progress::Step(s) => {
-            if !step.is_empty() {
-                bar.println(format!("  done: {step}"));
+            if tty {
+                if !step.is_empty() {
+                    bar.println(format!("  done: {step}"));
+                }
+                bar.set_message(s.clone());
+            } else {
+                eprintln!("[{:>4.0}s] {s}", started.elapsed().as_secs_f64());
             }
             step = s;
-            bar.set_message(step.clone());
         }
-        Progress::Line(l) => bar.set_message(format!("{step}\n    {}", truncate(&l, 100))),
+        Progress::Line(l) => {
+            if tty {
+                bar.set_message(format!("{step}\n    {}", truncate(&l, 100)))
+            }
+        }
     };
     let res = if force {
         base_image::build(engine, &base_image::Recipe::builtin(), mirror, &mut on_progress).await
@@ -66,7 +76,7 @@ pub async fn ensure_base(engine: &DockerEngine, force: bool, mirror: Option<Stri
     };
     bar.finish_and_clear();
     let tag = res.context("building the base image")?;
-    eprintln!("built base image {tag} in {:.0}s", started.elapsed().as_secs_f64());
+    eprintln!("base image {tag} ready after {:.0}s", started.elapsed().as_secs_f64());
     Ok(tag)
 }
 
