@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
     name = "mend",
     version,
     about = "A repository-level coding agent: issue in, tested patch out.",
-    long_about = "mend finds the code an issue is about, edits it inside a sandbox (a Docker container by default), \
+    long_about = "A repository-level coding agent: issue in, tested patch out.\n\nmend finds the code an issue is about, edits it inside a sandbox (a Docker container by default), \
 runs the tests, reads the failures and iterates, and hands back a clean patch. It also batch-runs and scores \
 SWE-bench Verified.\n\nOn a machine without an image registry, build the base image first: `mend images base`."
 )]
