@@ -1,1 +1,9 @@
-//! mend-agent: the agent loop. Not built yet (issue "The agent loop").
+//! mend-agent: the loop that reads an issue, explores, edits, runs the tests, reads the
+//! failures and iterates, and hands back a patch with its trajectory.
+pub mod condense;
+pub mod edit;
+pub mod prompts;
+pub mod syntax;
+
+pub use edit::{Applied, EditEngine, EditOp, Refused};
+pub use prompts::{Prompts, TemplateVersion};
