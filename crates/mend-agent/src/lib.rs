@@ -1,9 +1,12 @@
 //! mend-agent: the loop that reads an issue, explores, edits, runs the tests, reads the
 //! failures and iterates, and hands back a patch with its trajectory.
 pub mod condense;
+pub mod deliver;
 pub mod edit;
 pub mod prompts;
 pub mod syntax;
+pub mod tools;
 
 pub use edit::{Applied, EditEngine, EditOp, Refused};
 pub use prompts::{Prompts, TemplateVersion};
+pub use tools::{SymbolHit, SymbolLookup, TestRun, ToolResult, ToolSpec, Toolbox};

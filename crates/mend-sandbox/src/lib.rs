@@ -18,12 +18,14 @@ mod exec_server;
 mod gitdiff;
 mod local;
 mod paths;
+pub mod patch;
 
 pub use capture::Captured;
 pub use docker::{remove_live_containers, DockerConfig, DockerEngine, DockerSandbox, UserChoice, SANDBOX_LABEL};
 pub use error::SandboxError;
 pub use exec::{Exec, ExecOutput, Termination, DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT};
 pub use local::LocalSandbox;
+pub use patch::{PatchError, PatchSummary};
 
 use std::path::Path;
 
