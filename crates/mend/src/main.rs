@@ -1,6 +1,7 @@
 //! The `mend` command line: wires the library crates together and shows progress.
 //! Everything the user reads is printed here; the libraries only return values.
 mod images;
+mod issue;
 mod sandbox_cmd;
 
 use std::process::ExitCode;
