@@ -6,7 +6,9 @@ pub mod edit;
 pub mod prompts;
 pub mod syntax;
 pub mod tools;
+pub mod trajectory;
 
 pub use edit::{Applied, EditEngine, EditOp, Refused};
 pub use prompts::{Prompts, TemplateVersion};
 pub use tools::{SymbolHit, SymbolLookup, TestRun, ToolResult, ToolSpec, Toolbox};
+pub use trajectory::{ExitStatus, TestsOutcome, Trajectory};
