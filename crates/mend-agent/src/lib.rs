@@ -1,8 +1,10 @@
 //! mend-agent: the loop that reads an issue, explores, edits, runs the tests, reads the
 //! failures and iterates, and hands back a patch with its trajectory.
+pub mod agent;
 pub mod condense;
 pub mod deliver;
 pub mod edit;
+pub mod port;
 pub mod prompts;
 pub mod syntax;
 pub mod tools;
@@ -12,3 +14,5 @@ pub use edit::{Applied, EditEngine, EditOp, Refused};
 pub use prompts::{Prompts, TemplateVersion};
 pub use tools::{SymbolHit, SymbolLookup, TestRun, ToolResult, ToolSpec, Toolbox};
 pub use trajectory::{ExitStatus, TestsOutcome, Trajectory};
+pub use agent::{Agent, AgentConfig, Event, Localized, RunOutput, TaskInput};
+pub use port::{Call, ConvMsg, ModelPort, PortError, Turn};

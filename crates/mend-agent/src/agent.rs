@@ -1,0 +1,430 @@
+//! The loop: prompt, call the model, run its tool calls, feed back observations; on submit
+//! run the tests and give failures back for a bounded number of repair rounds.
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::port::{Call, ConvMsg, ModelPort, PortError};
+use crate::prompts::Prompts;
+use crate::tools::{ToolResult, ToolSpec, Toolbox};
+use crate::trajectory::{Action, ExitStatus, Step, TestsOutcome, Totals, Trajectory, TrajectoryWriter};
+
+/// Limits and switches of one run.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub max_steps: usize,
+    pub max_wall: Duration,
+    /// Times failing tests after `submit` go back to the model.
+    pub repair_rounds: usize,
+    /// Fraction of the context window at which old observations are elided.
+    pub elide_at: f64,
+    /// Replies in a row that carry no usable action before the run stops.
+    pub max_garbage_in_a_row: usize,
+    /// Keep new files the agent made with bash (reproduction scripts) in the patch.
+    pub keep_scratch_files: bool,
+    pub network: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            max_steps: 60,
+            max_wall: Duration::from_secs(45 * 60),
+            repair_rounds: 2,
+            elide_at: 0.8,
+            max_garbage_in_a_row: 3,
+            keep_scratch_files: false,
+            network: false,
+        }
+    }
+}
+
+/// What the agent is given to start with.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TaskInput {
+    pub issue: String,
+    pub base_commit: Option<String>,
+    /// Top-level listing of the repository.
+    pub layout: Option<String>,
+    /// Likely relevant files from the index, with why.
+    pub localized: Vec<Localized>,
+    pub repo_map: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Localized {
+    pub path: String,
+    pub why: String,
+}
+
+/// Progress for displays.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Step { index: usize, tool: String, detail: String, tokens_in: u64, tokens_out: u64, cost_usd: f64 },
+    Tests { passed: bool, status: String },
+    Finished { status: ExitStatus },
+}
+
+pub struct RunOutput {
+    pub patch: String,
+    pub exit: ExitStatus,
+    pub trajectory: Trajectory,
+}
+
+pub struct Agent {
+    pub model: Arc<dyn ModelPort>,
+    pub prompts: Prompts,
+    pub config: AgentConfig,
+}
+
+impl Agent {
+    /// Run the loop to the end. The trajectory is written after every step; `stop` turning
+    /// true (Ctrl-C) ends the run at the next await point with status `interrupted`.
+    pub async fn run(
+        &self,
+        mut tools: Toolbox,
+        task: TaskInput,
+        writer: &TrajectoryWriter,
+        mut stop: watch::Receiver<bool>,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+    ) -> RunOutput {
+        let started = Instant::now();
+        let specs = Toolbox::specs(&self.prompts);
+        let test_command = tools.detect_test_command().await;
+        let text_actions = self.model.text_actions();
+        let root = tools.sandbox().root().to_string();
+        let mut conv = Vec::new();
+        let system = self.prompts.render(
+            "system.md.j2",
+            json!({"root": root, "network": self.config.network, "text_actions": text_actions, "tools": specs}),
+        );
+        let instance = self.prompts.render(
+            "instance.md.j2",
+            json!({"issue": task.issue, "root": root, "base_commit": task.base_commit, "layout": task.layout,
+                   "localized": task.localized, "repo_map": task.repo_map, "test_command": test_command}),
+        );
+        let mut traj = Trajectory {
+            mend_version: env!("CARGO_PKG_VERSION").into(),
+            model: self.model.name(),
+            issue: task.issue.clone(),
+            base_commit: task.base_commit.clone(),
+            templates: self.prompts.versions(),
+            tools: specs.clone(),
+            prompt: vec![],
+            steps: vec![],
+            test_runs: vec![],
+            totals: Totals::default(),
+            exit_status: None,
+            patch: None,
+            started_at_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        };
+        let exit = match (system, instance) {
+            (Ok(s), Ok(i)) => {
+                conv.push(ConvMsg::System { content: s });
+                conv.push(ConvMsg::User { content: i });
+                traj.prompt = conv.iter().map(|m| serde_json::to_value(m).unwrap_or(Value::Null)).collect();
+                self.drive(&mut tools, &mut conv, &specs, &mut traj, writer, &mut stop, on_event, started).await
+            }
+            (Err(e), _) | (_, Err(e)) => ExitStatus::ModelError(format!("prompt: {e}")),
+        };
+        // The patch is whatever the sandbox holds, whatever way the run ended.
+        let patch = match tools.sandbox().diff().await {
+            Ok(d) if self.config.keep_scratch_files => d,
+            Ok(d) => {
+                let created: BTreeSet<String> = tools.edits.touched().map(str::to_string).collect();
+                drop_scratch_files(&d, &created)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not diff the sandbox");
+                String::new()
+            }
+        };
+        traj.totals.wall_ms = started.elapsed().as_millis() as u64;
+        traj.exit_status = Some(exit.clone());
+        traj.patch = Some(patch.clone());
+        if let Err(e) = writer.write(&traj) {
+            tracing::warn!(error = %e, "could not write the trajectory");
+        }
+        on_event(Event::Finished { status: exit.clone() });
+        RunOutput { patch, exit, trajectory: traj }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn drive(
+        &self,
+        tools: &mut Toolbox,
+        conv: &mut Vec<ConvMsg>,
+        specs: &[ToolSpec],
+        traj: &mut Trajectory,
+        writer: &TrajectoryWriter,
+        stop: &mut watch::Receiver<bool>,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+        started: Instant,
+    ) -> ExitStatus {
+        let mut repairs_left = self.config.repair_rounds;
+        let mut garbage = 0usize;
+        let mut last_sig: Option<String> = None;
+        let mut repeats = 0usize;
+        for index in 1..=self.config.max_steps {
+            if *stop.borrow() {
+                return ExitStatus::Interrupted;
+            }
+            if started.elapsed() > self.config.max_wall {
+                return ExitStatus::LimitReached(format!("wall time {}s", self.config.max_wall.as_secs()));
+            }
+            self.fit_context(conv);
+            let t0 = Instant::now();
+            let turn = tokio::select! {
+                t = self.model.next(conv, specs) => t,
+                _ = stop.changed() => return ExitStatus::Interrupted,
+            };
+            let turn = match turn {
+                Ok(t) => t,
+                Err(PortError::Budget(why)) => return ExitStatus::LimitReached(why),
+                Err(PortError::Failed(why)) => return ExitStatus::ModelError(why),
+            };
+            let model_ms = t0.elapsed().as_millis() as u64;
+            traj.totals.model_calls += 1;
+            traj.totals.tokens_in += turn.tokens_in;
+            traj.totals.tokens_out += turn.tokens_out;
+            traj.totals.cost_usd += turn.cost_usd;
+            traj.totals.steps = index;
+            conv.push(ConvMsg::Assistant { content: turn.content.clone(), calls: turn.calls.clone() });
+            let mut step = Step {
+                index,
+                assistant: json!({"content": turn.content, "tool_calls": turn.calls}),
+                actions: vec![],
+                tokens_in: turn.tokens_in,
+                tokens_out: turn.tokens_out,
+                cost_usd: turn.cost_usd,
+                model_ms,
+                tools_ms: 0,
+                raw: turn.raw.clone(),
+            };
+            let t1 = Instant::now();
+            let mut outcome: Option<ExitStatus> = None;
+
+            // A reply with nothing to run: tell the model, and count it.
+            if turn.calls.is_empty() {
+                garbage += 1;
+                let problem = turn.problem.clone().unwrap_or_else(|| "your reply had no tool call".into());
+                let text = self.format_error(&problem);
+                conv.push(ConvMsg::User { content: text.clone() });
+                step.actions.push(Action { tool: "(none)".into(), arguments: Value::Null, observation: text });
+                if garbage >= self.config.max_garbage_in_a_row {
+                    outcome = Some(ExitStatus::ModelError(format!("{garbage} replies in a row had no usable action (last: {problem})")));
+                }
+            } else {
+                garbage = 0;
+            }
+
+            for call in &turn.calls {
+                if outcome.is_some() {
+                    // Still answer every call id so the conversation stays well formed.
+                    conv.push(ConvMsg::Tool { call_id: call.id.clone(), name: call.name.clone(), content: "not run: the run is ending".into() });
+                    continue;
+                }
+                let (observation, finished) = self.run_call(tools, call, &mut repairs_left, traj, on_event).await;
+                let observation = match observation {
+                    Ok(o) => o,
+                    Err(e) => {
+                        outcome = Some(ExitStatus::SandboxError(e));
+                        String::from("the sandbox failed")
+                    }
+                };
+                // Loop detection: the same call with the same answer, again and again.
+                let sig = format!("{}|{}|{}", call.name, canonical(&call.arguments), observation);
+                if last_sig.as_deref() == Some(sig.as_str()) {
+                    repeats += 1;
+                } else {
+                    repeats = 1;
+                    last_sig = Some(sig);
+                }
+                let mut observation = observation;
+                if repeats == 3 {
+                    observation.push_str("\n\n");
+                    observation.push_str(&self.prompts.render("loop_nudge.md.j2", json!({"times": repeats})).unwrap_or_default());
+                } else if repeats > 3 && outcome.is_none() {
+                    outcome = Some(ExitStatus::LoopDetected);
+                }
+                if let Some(status) = finished {
+                    outcome.get_or_insert(status);
+                }
+                on_event(Event::Step {
+                    index,
+                    tool: call.name.clone(),
+                    detail: summarize_args(&call.arguments),
+                    tokens_in: traj.totals.tokens_in,
+                    tokens_out: traj.totals.tokens_out,
+                    cost_usd: traj.totals.cost_usd,
+                });
+                step.actions.push(Action { tool: call.name.clone(), arguments: call.arguments.clone().unwrap_or_else(Value::String), observation: observation.clone() });
+                conv.push(ConvMsg::Tool { call_id: call.id.clone(), name: call.name.clone(), content: observation });
+            }
+            if let Some(problem) = turn.problem.as_ref().filter(|_| !turn.calls.is_empty()) {
+                conv.push(ConvMsg::User { content: self.format_error(problem) });
+            }
+            step.tools_ms = t1.elapsed().as_millis() as u64;
+            traj.steps.push(step);
+            traj.totals.wall_ms = started.elapsed().as_millis() as u64;
+            if let Err(e) = writer.write(traj) {
+                tracing::warn!(error = %e, "could not write the trajectory");
+            }
+            if let Some(status) = outcome {
+                return status;
+            }
+        }
+        ExitStatus::LimitReached(format!("{} steps", self.config.max_steps))
+    }
+
+    /// Run one call. Returns the observation and, for `submit`, how the run ends (or
+    /// `None` when failing tests go back to the model).
+    async fn run_call(
+        &self,
+        tools: &mut Toolbox,
+        call: &Call,
+        repairs_left: &mut usize,
+        traj: &mut Trajectory,
+        on_event: &(dyn Fn(Event) + Send + Sync),
+    ) -> (Result<String, String>, Option<ExitStatus>) {
+        let args = match &call.arguments {
+            Ok(v) => v.clone(),
+            Err(raw) => {
+                let shown: String = raw.chars().take(300).collect();
+                return (Ok(format!("the arguments of `{}` are not valid JSON: {shown}", call.name)), None);
+            }
+        };
+        match tools.run(&call.name, &args).await {
+            Ok(ToolResult::Observation(o)) => (Ok(o), None),
+            Ok(ToolResult::Submit { summary }) => {
+                let run = match tools.run_tests(None).await {
+                    Ok(r) => r,
+                    Err(e) => return (Err(e.to_string()), None),
+                };
+                traj.test_runs.push(run.clone());
+                on_event(Event::Tests { passed: run.passed, status: run.status.clone() });
+                if run.command.is_empty() {
+                    return (Ok(format!("submitted: {summary}")), Some(ExitStatus::Submitted { tests: TestsOutcome::NotRun }));
+                }
+                if run.passed {
+                    return (Ok(format!("submitted; the tests pass ({})", run.command)), Some(ExitStatus::Submitted { tests: TestsOutcome::Passed }));
+                }
+                let rounds_left = *repairs_left;
+                let feedback = self
+                    .prompts
+                    .render("test_feedback.md.j2", json!({"command": run.command, "status": run.status, "condensed": run.condensed, "rounds_left": rounds_left}))
+                    .unwrap_or_else(|e| format!("tests failed ({}); {e}", run.status));
+                if rounds_left == 0 {
+                    return (Ok(feedback), Some(ExitStatus::Submitted { tests: TestsOutcome::Failed }));
+                }
+                *repairs_left -= 1;
+                (Ok(feedback), None)
+            }
+            Err(e) => (Err(e.to_string()), None),
+        }
+    }
+
+    fn format_error(&self, problem: &str) -> String {
+        if self.model.text_actions() {
+            self.prompts.render("format_error.md.j2", json!({"problem": problem})).unwrap_or_else(|_| problem.to_string())
+        } else {
+            format!("{problem}. Call one of the tools (or `submit` when you are done).")
+        }
+    }
+
+    /// Keep the conversation inside the context window: elide the oldest observations
+    /// first, never the system prompt, the issue, the last exchanges or the latest edits.
+    fn fit_context(&self, conv: &mut [ConvMsg]) {
+        let budget = (self.model.context_window() as f64 * self.config.elide_at) as usize;
+        if self.model.count_tokens(conv) <= budget {
+            return;
+        }
+        const KEEP_LAST: usize = 6;
+        let n = conv.len();
+        let last_edits: BTreeSet<usize> = conv
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| matches!(m, ConvMsg::Tool { name, .. } if name == "edit"))
+            .map(|(i, _)| i)
+            .rev()
+            .take(3)
+            .collect();
+        for i in 2..n.saturating_sub(KEEP_LAST) {
+            if last_edits.contains(&i) {
+                continue;
+            }
+            if let ConvMsg::Tool { content, .. } = &mut conv[i] {
+                if content.len() > 200 && !content.starts_with("[elided") {
+                    let lines = content.lines().count();
+                    *content = format!("[elided to save context: an observation of {lines} lines]");
+                    if self.model.count_tokens(conv) <= budget {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn canonical(args: &Result<Value, String>) -> String {
+    match args {
+        Ok(v) => v.to_string(),
+        Err(s) => s.clone(),
+    }
+}
+
+fn summarize_args(args: &Result<Value, String>) -> String {
+    let Ok(Value::Object(map)) = args else { return String::new() };
+    let pick = ["command", "path", "pattern", "symbol", "mode", "target"];
+    let parts: Vec<String> = pick
+        .iter()
+        .filter_map(|k| map.get(*k).and_then(Value::as_str).map(|v| format!("{k}={}", v.lines().next().unwrap_or("").chars().take(60).collect::<String>())))
+        .collect();
+    parts.join(" ")
+}
+
+/// Remove new files from the patch that the agent did not create with the edit tool
+/// (reproduction scripts written through bash), and edit-created files named like scratch.
+pub fn drop_scratch_files(patch: &str, created_by_edit: &BTreeSet<String>) -> String {
+    let mut out = String::new();
+    for chunk in split_file_chunks(patch) {
+        let is_new = chunk.lines().take(4).any(|l| l.starts_with("new file mode"));
+        let path = chunk.lines().next().and_then(|l| l.rsplit_once(" b/")).map(|(_, p)| p.to_string()).unwrap_or_default();
+        let name = path.rsplit('/').next().unwrap_or("");
+        let scratchy = ["reproduce", "repro_", "scratch", "debug_"].iter().any(|p| name.starts_with(p));
+        if is_new && (!created_by_edit.contains(&path) || scratchy) {
+            tracing::info!(%path, "leaving a scratch file out of the patch");
+            continue;
+        }
+        out.push_str(chunk);
+    }
+    out
+}
+
+fn split_file_chunks(patch: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = patch.match_indices("diff --git ").filter(|(i, _)| *i == 0 || patch.as_bytes()[i - 1] == b'\n').map(|(i, _)| i).collect();
+    starts.push(patch.len());
+    starts.windows(2).map(|w| &patch[w[0]..w[1]]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_files_are_left_out() {
+        let patch = "diff --git a/src/app.py b/src/app.py\n--- a/src/app.py\n+++ b/src/app.py\n@@ -1 +1 @@\n-a\n+b\n\
+diff --git a/reproduce.py b/reproduce.py\nnew file mode 100644\n--- /dev/null\n+++ b/reproduce.py\n@@ -0,0 +1 @@\n+print(1)\n\
+diff --git a/src/new.py b/src/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/src/new.py\n@@ -0,0 +1 @@\n+X = 1\n";
+        let created: BTreeSet<String> = ["src/new.py".to_string()].into();
+        let out = drop_scratch_files(patch, &created);
+        assert!(out.contains("src/app.py") && out.contains("src/new.py"));
+        assert!(!out.contains("reproduce.py"));
+        let none = drop_scratch_files(patch, &BTreeSet::new());
+        assert!(!none.contains("src/new.py"), "bash-made new files are scratch");
+    }
+}
