@@ -132,7 +132,7 @@ impl Agent {
             (Err(e), _) | (_, Err(e)) => ExitStatus::ModelError(format!("prompt: {e}")),
         };
         // The patch is whatever the sandbox holds, whatever way the run ended.
-        let patch = match tools.sandbox().diff().await {
+        let patch = match tools.sandbox().diff().await.map(|d| drop_build_junk(&d)) {
             Ok(d) if self.config.keep_scratch_files => d,
             Ok(d) => {
                 let created: BTreeSet<String> = tools.edits.touched().map(str::to_string).collect();
@@ -403,6 +403,18 @@ pub fn drop_scratch_files(patch: &str, created_by_edit: &BTreeSet<String>) -> St
         out.push_str(chunk);
     }
     out
+}
+
+/// Build output never belongs in a patch, ignored by the repository or not.
+pub fn drop_build_junk(patch: &str) -> String {
+    split_file_chunks(patch)
+        .into_iter()
+        .filter(|chunk| {
+            let head = chunk.lines().next().unwrap_or("");
+            let junk = ["__pycache__/", ".pyc ", ".pytest_cache/", ".egg-info/", ".mypy_cache/", ".tox/"];
+            !junk.iter().any(|j| head.contains(j) || head.ends_with(j.trim_end()))
+        })
+        .collect()
 }
 
 fn split_file_chunks(patch: &str) -> Vec<&str> {

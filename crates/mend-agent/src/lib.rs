@@ -9,6 +9,7 @@ pub mod prompts;
 pub mod syntax;
 pub mod tools;
 pub mod trajectory;
+pub mod workspace;
 
 pub use edit::{Applied, EditEngine, EditOp, Refused};
 pub use prompts::{Prompts, TemplateVersion};

@@ -159,7 +159,7 @@ impl Toolbox {
     async fn bash(&self, args: &Value) -> Result<String, SandboxError> {
         let Some(command) = str_arg(args, "command") else { return Ok("bash needs a `command` argument".into()) };
         let secs = args.get("timeout").and_then(Value::as_u64).unwrap_or(self.bash_timeout.as_secs()).clamp(1, 1800);
-        let out = self.sandbox.exec(&Exec::new(["bash", "-c", &command]).timeout(Duration::from_secs(secs)).output_cap(256 << 10)).await?;
+        let out = self.sandbox.exec(&quiet_python(Exec::new(["bash", "-c", &command])).timeout(Duration::from_secs(secs)).output_cap(256 << 10)).await?;
         let mut text = String::new();
         let (o, e) = (out.stdout.text(), out.stderr.text());
         text.push_str(&o);
@@ -271,10 +271,15 @@ impl Toolbox {
             Some(t) if !t.trim().is_empty() => format!("{base} {t}"),
             _ => base,
         };
-        let out = self.sandbox.exec(&Exec::new(["bash", "-c", &command]).timeout(self.test_timeout).output_cap(4 << 20)).await?;
+        let out = self.sandbox.exec(&quiet_python(Exec::new(["bash", "-c", &command])).timeout(self.test_timeout).output_cap(4 << 20)).await?;
         let all = format!("{}\n{}", out.stdout.text(), out.stderr.text());
         Ok(TestRun { command, passed: out.success(), status: if out.success() { "passed".into() } else { out.status_line() }, condensed: condense_test_output(&all, 8_000) })
     }
+}
+
+/// Python run by the agent writes no bytecode, so `__pycache__` never reaches the diff.
+fn quiet_python(exec: Exec) -> Exec {
+    exec.env("PYTHONDONTWRITEBYTECODE", "1")
 }
 
 fn str_arg(args: &Value, key: &str) -> Option<String> {

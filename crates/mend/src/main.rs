@@ -1,5 +1,6 @@
 //! The `mend` command line: wires the library crates together and shows progress.
 //! Everything the user reads is printed here; the libraries only return values.
+mod config;
 mod images;
 mod issue;
 mod sandbox_cmd;
