@@ -9,6 +9,7 @@
 pub mod dataset;
 mod error;
 pub mod grading;
+pub mod images;
 pub mod parsers;
 pub mod script;
 pub mod specs;
@@ -18,3 +19,13 @@ pub use error::SwebenchError;
 pub use grading::{grade, InstanceReport, ResolvedStatus, TestsStatus};
 pub use parsers::{LogParser, StatusMap, TestStatus};
 pub use specs::{RepoSpec, Specs, VersionSpec};
+
+/// An HTTP client on the workspace's rustls+ring stack (installs the ring provider when the
+/// process has none yet, so a library call never panics for want of one).
+pub(crate) fn http_client() -> Result<reqwest::Client, SwebenchError> {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may win the race; either way a provider is installed.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder().build().map_err(|e| SwebenchError::Invalid(format!("HTTP client: {e}")))
+}
