@@ -366,7 +366,7 @@ fn short_hash(s: &str) -> String {
 /// `docker build -t TAG DIR`, streaming its output to `progress`.
 pub async fn docker_build(tag: &str, dir: &Path, progress: ImageProgress<'_>) -> Result<(), String> {
     let mut child = tokio::process::Command::new("docker")
-        .args(["build", "--progress=plain", "-t", tag, "."])
+        .args(["build", "-t", tag, "."])
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,6 +8,7 @@
 
 pub mod dataset;
 mod error;
+mod eval;
 pub mod grading;
 pub mod images;
 pub mod parsers;
@@ -16,6 +17,8 @@ pub mod specs;
 
 pub use dataset::{gold_predictions, load_instances, load_predictions, Filter, Instance, Prediction};
 pub use error::SwebenchError;
+pub use eval::{evaluate, instance_log_dir, make_run_report, EvalOptions, Outcome, PredictionsSource, Progress, ProgressFn, RunSummary, SummaryReport, LOG_INSTANCE, LOG_PATCH, LOG_REPORT, LOG_TEST_OUTPUT};
+pub use images::{BuildImages, ImageSource, LocalImages, OfficialImages};
 pub use grading::{grade, InstanceReport, ResolvedStatus, TestsStatus};
 pub use parsers::{LogParser, StatusMap, TestStatus};
 pub use specs::{RepoSpec, Specs, VersionSpec};
