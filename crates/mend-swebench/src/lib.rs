@@ -10,6 +10,8 @@ pub mod dataset;
 mod error;
 mod eval;
 pub mod grading;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod images;
 pub mod parsers;
 pub mod script;
@@ -18,6 +20,8 @@ pub mod specs;
 pub use dataset::{gold_predictions, load_instances, load_predictions, Filter, Instance, Prediction};
 pub use error::SwebenchError;
 pub use eval::{evaluate, instance_log_dir, make_run_report, EvalOptions, Outcome, PredictionsSource, Progress, ProgressFn, RunSummary, SummaryReport, LOG_INSTANCE, LOG_PATCH, LOG_REPORT, LOG_TEST_OUTPUT};
+#[cfg(feature = "hub")]
+pub use hub::{load_dataset, load_hub_dataset, HubOptions};
 pub use images::{BuildImages, ImageSource, LocalImages, OfficialImages};
 pub use grading::{grade, InstanceReport, ResolvedStatus, TestsStatus};
 pub use parsers::{LogParser, StatusMap, TestStatus};
