@@ -9,32 +9,53 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-/// A test's status in a log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+/// A test's status in a log. `Other` keeps a token the official parsers store as it was
+/// (e.g. `ERROR:` from a unittest error header); it counts as neither passed nor failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestStatus {
     Failed,
     Passed,
     Skipped,
     Error,
     Xfail,
+    Other(String),
 }
 
 impl TestStatus {
-    pub const ALL: [TestStatus; 5] = [TestStatus::Failed, TestStatus::Passed, TestStatus::Skipped, TestStatus::Error, TestStatus::Xfail];
+    pub const KNOWN: [&'static str; 5] = ["FAILED", "PASSED", "SKIPPED", "ERROR", "XFAIL"];
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             TestStatus::Failed => "FAILED",
             TestStatus::Passed => "PASSED",
             TestStatus::Skipped => "SKIPPED",
             TestStatus::Error => "ERROR",
             TestStatus::Xfail => "XFAIL",
+            TestStatus::Other(s) => s,
         }
     }
 
-    pub fn parse(s: &str) -> Option<TestStatus> {
-        TestStatus::ALL.into_iter().find(|t| t.as_str() == s)
+    pub fn from_token(s: &str) -> TestStatus {
+        match s {
+            "FAILED" => TestStatus::Failed,
+            "PASSED" => TestStatus::Passed,
+            "SKIPPED" => TestStatus::Skipped,
+            "ERROR" => TestStatus::Error,
+            "XFAIL" => TestStatus::Xfail,
+            other => TestStatus::Other(other.to_string()),
+        }
+    }
+}
+
+impl Serialize for TestStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TestStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(TestStatus::from_token(&String::deserialize(d)?))
     }
 }
 
@@ -76,7 +97,7 @@ impl LogParser {
 }
 
 fn starts_with_status(line: &str) -> bool {
-    TestStatus::ALL.iter().any(|s| line.starts_with(s.as_str()))
+    TestStatus::KNOWN.iter().any(|s| line.starts_with(s))
 }
 
 /// The `-rA` summary form: `STATUS name [- message]`.
@@ -88,8 +109,8 @@ fn pytest_line(line: &str) -> Option<(String, TestStatus)> {
     let mut parts = line.split_whitespace();
     let status = parts.next()?;
     let name = parts.next()?;
-    // `PASSED` at the start of a longer word (e.g. `PASSEDx`) is no status; skip it.
-    Some((name.to_string(), TestStatus::parse(status)?))
+    // The first word is stored as it is, even when longer than a status (official behaviour).
+    Some((name.to_string(), TestStatus::from_token(status)))
 }
 
 pub fn parse_pytest(log: &str) -> StatusMap {
@@ -135,17 +156,13 @@ pub fn parse_pytest_v2(log: &str) -> StatusMap {
             let line = if line.starts_with("FAILED") { line.replace(" - ", " ") } else { line };
             let parts: Vec<&str> = line.split_whitespace().collect();
             if parts.len() >= 2 {
-                if let Some(s) = TestStatus::parse(parts[0]) {
-                    map.insert(parts[1].to_string(), s);
-                }
+                map.insert(parts[1].to_string(), TestStatus::from_token(parts[0]));
             }
-        } else if TestStatus::ALL.iter().any(|s| line.ends_with(s.as_str())) {
+        } else if TestStatus::KNOWN.iter().any(|s| line.ends_with(s)) {
             // Older pytest: `path::test STATUS`.
             let parts: Vec<&str> = line.split_whitespace().collect();
             if parts.len() >= 2 {
-                if let Some(s) = TestStatus::parse(parts[1]) {
-                    map.insert(parts[0].to_string(), s);
-                }
+                map.insert(parts[0].to_string(), TestStatus::from_token(parts[1]));
             }
         }
     }
@@ -278,7 +295,7 @@ mod tests {
     use super::*;
 
     fn st(m: &StatusMap, k: &str) -> Option<TestStatus> {
-        m.get(k).copied()
+        m.get(k).cloned()
     }
 
     #[test]

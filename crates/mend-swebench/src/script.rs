@@ -41,7 +41,8 @@ pub fn test_command(instance: &Instance, repo: &RepoSpec, spec: &VersionSpec) ->
 pub fn eval_script(instance: &Instance, repo: &RepoSpec, spec: &VersionSpec) -> String {
     let base = &instance.base_commit;
     let test_files = modified_files(&instance.test_patch);
-    let reset = if test_files.is_empty() { "echo \"No test files to reset\"".to_string() } else { format!("git checkout {base} {}", test_files.join(" ")) };
+    // Byte for byte the official line, trailing space included when no test file pre-exists.
+    let reset = format!("git checkout {base} {}", test_files.join(" "));
     let mut lines: Vec<String> = vec!["#!/bin/bash".into(), "set -uxo pipefail".into()];
     lines.extend(activate(spec));
     lines.push(format!("cd {REPO_DIR}"));
