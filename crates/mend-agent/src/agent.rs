@@ -13,7 +13,9 @@ use crate::tools::{ToolResult, Toolbox};
 use crate::trajectory::{
     Action, ExitStatus, Step, TestsOutcome, Totals, Trajectory, TrajectoryWriter,
 };
-use mend_llm::{Completion, Message, Model, ModelError, Problem, ToolCall, ToolDef, ToolMode};
+use mend_llm::{
+    Completion, ExchangeCompactor, Message, Model, ModelError, Problem, ToolCall, ToolDef, ToolMode,
+};
 
 /// Limits and switches of one run.
 #[derive(Debug, Clone)]
@@ -205,6 +207,8 @@ impl Agent {
     ) -> ExitStatus {
         let mut repairs_left = self.config.repair_rounds;
         let mut garbage = 0usize;
+        // Each step's request repeats the conversation so far; store only what is new.
+        let mut exchanges = ExchangeCompactor::new();
         let mut last_sig: Option<String> = None;
         let mut repeats = 0usize;
         for index in 1..=self.config.max_steps {
@@ -254,7 +258,7 @@ impl Agent {
                 cost_usd: turn.cost.usd,
                 model_ms,
                 tools_ms: 0,
-                raw: (!turn.raw.is_null()).then(|| turn.raw.clone()),
+                raw: (!turn.raw.is_null()).then(|| exchanges.compact(&turn.raw)),
             };
             let t1 = Instant::now();
             let mut outcome: Option<ExitStatus> = None;

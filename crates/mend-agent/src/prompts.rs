@@ -165,7 +165,11 @@ mod tests {
         assert!(s.contains("/repo") && s.contains("no network"));
         let v = p.versions();
         assert!(v.iter().all(|t| t.version.parse::<u32>().is_ok()), "{v:?}");
-        assert!(v.iter().any(|t| t.name == "instance.md.j2" && t.version == "2"), "{v:?}");
+        assert!(
+            v.iter()
+                .any(|t| t.name == "instance.md.j2" && t.version == "2"),
+            "{v:?}"
+        );
         assert!(p.raw("tools.toml").unwrap().contains("[bash]"));
     }
 

@@ -37,7 +37,7 @@ pub use error::ModelError;
 pub use model::Model;
 pub use openai::{DEFAULT_CONTEXT_WINDOW, OpenAiCompatible};
 pub use prices::{ModelInfo, PriceTable};
-pub use replay::{Exchange, RecordedRequest, Recording, ReplayModel};
+pub use replay::{Exchange, ExchangeCompactor, RecordedRequest, Recording, ReplayModel};
 pub use text_action::parse_action;
 pub use tokens::Tokenizer;
 pub use types::{Completion, Cost, Message, Problem, ToolCall, ToolDef, Usage};

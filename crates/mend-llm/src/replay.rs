@@ -4,6 +4,10 @@
 //! carries: `{"model", "tool_mode", "request": {"messages", "tools"}, "response": <Completion>}`
 //! (any other key, like `"http"`, is ignored). A file is either `{"exchanges": [...]}` or an
 //! agent trajectory, whose `steps[i].raw` are those exchanges.
+//!
+//! Stored exchanges may be compacted by [`ExchangeCompactor`]: a request whose first
+//! messages repeat the previous request's holds `"prefix": n` and only the rest, so a run
+//! of N steps stores O(N) messages rather than O(N²). Loading restores them.
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -62,14 +66,33 @@ impl Recording {
         } else {
             return Err("neither an `exchanges` list nor a trajectory with `steps[*].raw`".into());
         };
-        let exchanges = exchanges
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| {
-                Exchange::deserialize(e).map_err(|err| format!("exchange {}: {err}", i + 1))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Recording { exchanges })
+        let mut previous: &[Message] = &[];
+        let mut out: Vec<Exchange> = Vec::with_capacity(exchanges.len());
+        for (i, e) in exchanges.into_iter().enumerate() {
+            let n = i + 1;
+            let prefix = e.pointer("/request/prefix").map(|p| {
+                p.as_u64()
+                    .map(|p| p as usize)
+                    .ok_or_else(|| format!("exchange {n}: `request.prefix` is not a count: {p}"))
+            });
+            let mut exchange =
+                Exchange::deserialize(e).map_err(|err| format!("exchange {n}: {err}"))?;
+            if let Some(prefix) = prefix.transpose()? {
+                if prefix > previous.len() {
+                    return Err(format!(
+                        "exchange {n}: `request.prefix` is {prefix} but the exchange before it \
+                         sent only {} messages",
+                        previous.len()
+                    ));
+                }
+                let rest = std::mem::take(&mut exchange.request.messages);
+                exchange.request.messages = previous[..prefix].to_vec();
+                exchange.request.messages.extend(rest);
+            }
+            out.push(exchange);
+            previous = &out[out.len() - 1].request.messages;
+        }
+        Ok(Recording { exchanges: out })
     }
 
     pub fn load(path: &Path) -> Result<Recording, ModelError> {
@@ -89,6 +112,41 @@ impl Recording {
 
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Shortens exchanges (a [`Completion`]'s `raw`) for storage, one run's in order: the
+/// leading messages a request shares with the request before it become `"prefix": n`.
+/// An agent resends the whole conversation each step, so without this a trajectory grows
+/// with the square of its steps. [`Recording::from_value`] restores the messages.
+#[derive(Debug, Default)]
+pub struct ExchangeCompactor {
+    previous: Vec<Value>,
+}
+
+impl ExchangeCompactor {
+    pub fn new() -> ExchangeCompactor {
+        ExchangeCompactor::default()
+    }
+
+    /// The stored form of the next exchange; anything without `request.messages` as is.
+    pub fn compact(&mut self, raw: &Value) -> Value {
+        let Some(messages) = raw.pointer("/request/messages").and_then(Value::as_array) else {
+            return raw.clone();
+        };
+        let prefix = self
+            .previous
+            .iter()
+            .zip(messages)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut stored = raw.clone();
+        if prefix > 0 {
+            stored["request"]["messages"] = Value::Array(messages[prefix..].to_vec());
+            stored["request"]["prefix"] = json!(prefix);
+        }
+        self.previous = messages.clone();
+        stored
     }
 }
 
@@ -266,4 +324,82 @@ fn divergence(
 
 fn short(m: &Message) -> String {
     crate::wire::clip(&serde_json::to_string(m).unwrap_or_default(), 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exchange(messages: &[Message]) -> Value {
+        json!({
+            "model": "gpt-4o",
+            "request": {"messages": messages, "tools": []},
+            "response": {"content": "ok"},
+            "http": {"tries": 1},
+        })
+    }
+
+    fn conversation(steps: usize) -> Vec<Vec<Message>> {
+        let mut conv = vec![Message::system("sys"), Message::user("issue")];
+        let mut requests = vec![];
+        for i in 0..steps {
+            requests.push(conv.clone());
+            conv.push(Message::assistant(format!("step {i}"), vec![]));
+            conv.push(Message::user(format!(
+                "observation {i}: {}",
+                "x".repeat(200)
+            )));
+        }
+        requests
+    }
+
+    #[test]
+    fn compacted_exchanges_load_as_the_originals() {
+        let mut requests = conversation(6);
+        // Elision rewrote an old observation before the last request: the shared prefix
+        // stops there, and the rest is stored whole.
+        requests[5][3] = Message::user("[elided]");
+        let originals: Vec<Value> = requests.iter().map(|m| exchange(m)).collect();
+        let mut compactor = ExchangeCompactor::new();
+        let stored: Vec<Value> = originals.iter().map(|e| compactor.compact(e)).collect();
+
+        assert!(stored[0]["request"].get("prefix").is_none());
+        assert_eq!(stored[1]["request"]["prefix"], 2);
+        assert_eq!(
+            stored[1]["request"]["messages"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(stored[5]["request"]["prefix"], 3);
+        assert_eq!(stored[5]["http"], originals[5]["http"]);
+        let count = |v: &[Value]| -> usize {
+            v.iter()
+                .map(|e| e["request"]["messages"].as_array().unwrap().len())
+                .sum()
+        };
+        // 2+4+...+12 messages sent; 2 at first, 2 new per step, and 9 after the elision.
+        assert_eq!((count(&originals), count(&stored)), (42, 19));
+
+        let loaded = Recording::from_value(&json!({ "exchanges": stored })).unwrap();
+        let expected = Recording::from_value(&json!({ "exchanges": originals })).unwrap();
+        assert_eq!(loaded, expected);
+        assert_eq!(loaded.exchanges[5].request.messages, requests[5]);
+    }
+
+    #[test]
+    fn a_prefix_longer_than_the_exchange_before_is_a_clear_error() {
+        let mut second = exchange(&[Message::user("x")]);
+        second["request"]["prefix"] = json!(5);
+        let e = Recording::from_value(&json!({
+            "exchanges": [exchange(&[Message::system("s"), Message::user("u")]), second]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "exchange 2: `request.prefix` is 5 but the exchange before it sent only 2 messages"
+        );
+        let mut bad = exchange(&[]);
+        bad["request"]["prefix"] = json!("two");
+        let e = Recording::from_value(&json!({ "exchanges": [bad] })).unwrap_err();
+        assert_eq!(e, "exchange 1: `request.prefix` is not a count: \"two\"");
+    }
 }

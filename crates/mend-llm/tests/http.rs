@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use mend_llm::test_server::{Reply, TestServer, completion_body};
 use mend_llm::{
-    Completion, Ledger, Limits, Message, Model, ModelConfig, ModelError, OpenAiCompatible, Problem,
-    Recording, ReplayModel, ToolCall, ToolDef, ToolMode,
+    Completion, ExchangeCompactor, Ledger, Limits, Message, Model, ModelConfig, ModelError,
+    OpenAiCompatible, Problem, Recording, ReplayModel, ToolCall, ToolDef, ToolMode,
 };
 use serde_json::{Value, json};
 
@@ -757,11 +757,16 @@ async fn replay_gives_the_recorded_messages_and_catches_divergence() {
     // Stored as an agent trajectory stores it: steps[i].raw.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trajectory.json");
+    let mut compactor = ExchangeCompactor::new();
     let steps: Vec<Value> = live
         .iter()
         .enumerate()
-        .map(|(i, c)| json!({"index": i + 1, "raw": c.raw}))
+        .map(|(i, c)| json!({"index": i + 1, "raw": compactor.compact(&c.raw)}))
         .collect();
+    assert_eq!(
+        steps[1]["raw"]["request"]["prefix"], 2,
+        "the second request repeats the first"
+    );
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&json!({"model": "gpt-4o", "steps": steps})).unwrap(),

@@ -89,6 +89,33 @@ both_sandboxes!(fixed_on_the_first_try, |sandbox| {
         "the user's repository changed"
     );
     assert!(containers_of(run.pid).is_empty());
+
+    // The trajectory stores each request's new messages only, and replays as it ran.
+    assert_eq!(traj["steps"][2]["raw"]["request"]["prefix"], 4, "{traj}");
+    let saved = tempfile::tempdir().unwrap();
+    let recording = saved.path().join("run.traj.json");
+    std::fs::write(&recording, traj.to_string()).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", fresh.path());
+    let replayed = saved.path().join("replayed.patch");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(["fix", "--repo"])
+        .arg(fresh.path())
+        .arg("--issue")
+        .arg(format!(
+            "@{}",
+            support::fixtures().join("textkit/issue.md").display()
+        ))
+        .args(["--sandbox", sandbox, "--replay"])
+        .arg(&recording)
+        .arg("--out")
+        .arg(&replayed)
+        .env("XDG_CONFIG_HOME", saved.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&replayed).unwrap(), patch);
 });
 
 both_sandboxes!(a_non_unique_edit_then_recovery, |sandbox| {
