@@ -6,8 +6,9 @@
 //! agent trajectory, whose `steps[i].raw` are those exchanges.
 //!
 //! Stored exchanges may be compacted by [`ExchangeCompactor`]: a request whose first
-//! messages repeat the previous request's holds `"prefix": n` and only the rest, so a run
-//! of N steps stores O(N) messages rather than O(N²). Loading restores them.
+//! messages repeat the previous request's holds `"prefix": n` and only the rest, and one
+//! offering the same tools holds `"same_tools": true` instead of them, so a run of N steps
+//! stores O(N) messages rather than O(N²). Loading restores them.
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -66,10 +67,10 @@ impl Recording {
         } else {
             return Err("neither an `exchanges` list nor a trajectory with `steps[*].raw`".into());
         };
-        let mut previous: &[Message] = &[];
         let mut out: Vec<Exchange> = Vec::with_capacity(exchanges.len());
         for (i, e) in exchanges.into_iter().enumerate() {
             let n = i + 1;
+            let previous = out.last().map(|e| &e.request);
             let prefix = e.pointer("/request/prefix").map(|p| {
                 p.as_u64()
                     .map(|p| p as usize)
@@ -77,20 +78,28 @@ impl Recording {
             });
             let mut exchange =
                 Exchange::deserialize(e).map_err(|err| format!("exchange {n}: {err}"))?;
+            let sent_before = previous.map_or(&[][..], |r| &r.messages[..]);
             if let Some(prefix) = prefix.transpose()? {
-                if prefix > previous.len() {
+                if prefix > sent_before.len() {
                     return Err(format!(
                         "exchange {n}: `request.prefix` is {prefix} but the exchange before it \
                          sent only {} messages",
-                        previous.len()
+                        sent_before.len()
                     ));
                 }
                 let rest = std::mem::take(&mut exchange.request.messages);
-                exchange.request.messages = previous[..prefix].to_vec();
+                exchange.request.messages = sent_before[..prefix].to_vec();
                 exchange.request.messages.extend(rest);
             }
+            if e.pointer("/request/same_tools") == Some(&Value::Bool(true)) {
+                let Some(previous) = previous else {
+                    return Err(format!(
+                        "exchange {n}: `request.same_tools` but no exchange before it"
+                    ));
+                };
+                exchange.request.tools = previous.tools.clone();
+            }
             out.push(exchange);
-            previous = &out[out.len() - 1].request.messages;
         }
         Ok(Recording { exchanges: out })
     }
@@ -116,12 +125,14 @@ impl Recording {
 }
 
 /// Shortens exchanges (a [`Completion`]'s `raw`) for storage, one run's in order: the
-/// leading messages a request shares with the request before it become `"prefix": n`.
+/// leading messages a request shares with the request before it become `"prefix": n`,
+/// and the same tools as before become `"same_tools": true`.
 /// An agent resends the whole conversation each step, so without this a trajectory grows
 /// with the square of its steps. [`Recording::from_value`] restores the messages.
 #[derive(Debug, Default)]
 pub struct ExchangeCompactor {
     previous: Vec<Value>,
+    previous_tools: Option<Value>,
 }
 
 impl ExchangeCompactor {
@@ -146,6 +157,14 @@ impl ExchangeCompactor {
             stored["request"]["prefix"] = json!(prefix);
         }
         self.previous = messages.clone();
+        let tools = raw.pointer("/request/tools").cloned();
+        if tools.is_some() && tools == self.previous_tools {
+            if let Some(request) = stored["request"].as_object_mut() {
+                request.remove("tools");
+                request.insert("same_tools".into(), Value::Bool(true));
+            }
+        }
+        self.previous_tools = tools;
         stored
     }
 }
@@ -331,9 +350,14 @@ mod tests {
     use super::*;
 
     fn exchange(messages: &[Message]) -> Value {
+        let tools = [ToolDef {
+            name: "bash".into(),
+            description: "run a command".into(),
+            parameters: json!({"type": "object"}),
+        }];
         json!({
             "model": "gpt-4o",
-            "request": {"messages": messages, "tools": []},
+            "request": {"messages": messages, "tools": tools},
             "response": {"content": "ok"},
             "http": {"tries": 1},
         })
@@ -364,6 +388,9 @@ mod tests {
         let stored: Vec<Value> = originals.iter().map(|e| compactor.compact(e)).collect();
 
         assert!(stored[0]["request"].get("prefix").is_none());
+        assert_eq!(stored[0]["request"]["tools"][0]["name"], "bash");
+        assert_eq!(stored[1]["request"]["same_tools"], true);
+        assert!(stored[1]["request"].get("tools").is_none());
         assert_eq!(stored[1]["request"]["prefix"], 2);
         assert_eq!(
             stored[1]["request"]["messages"].as_array().unwrap().len(),
@@ -396,6 +423,13 @@ mod tests {
         assert_eq!(
             e,
             "exchange 2: `request.prefix` is 5 but the exchange before it sent only 2 messages"
+        );
+        let mut first = exchange(&[]);
+        first["request"]["same_tools"] = json!(true);
+        let e = Recording::from_value(&json!({ "exchanges": [first] })).unwrap_err();
+        assert_eq!(
+            e,
+            "exchange 1: `request.same_tools` but no exchange before it"
         );
         let mut bad = exchange(&[]);
         bad["request"]["prefix"] = json!("two");

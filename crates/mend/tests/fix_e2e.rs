@@ -92,6 +92,7 @@ both_sandboxes!(fixed_on_the_first_try, |sandbox| {
 
     // The trajectory stores each request's new messages only, and replays as it ran.
     assert_eq!(traj["steps"][2]["raw"]["request"]["prefix"], 4, "{traj}");
+    assert_eq!(traj["steps"][2]["raw"]["request"]["same_tools"], true);
     let saved = tempfile::tempdir().unwrap();
     let recording = saved.path().join("run.traj.json");
     std::fs::write(&recording, traj.to_string()).unwrap();
