@@ -4,13 +4,11 @@ use std::sync::Arc;
 
 use mend_agent::workspace;
 use mend_agent::{ToolResult, Toolbox};
-use mend_sandbox::{DockerConfig, DockerEngine, Sandbox, base_image};
+use mend_sandbox::{DockerConfig, Sandbox};
 use serde_json::json;
 
 /// Two commits: the first has the bug (`add` subtracts); the second adds a README.
 fn make_repo(dir: &Path) -> (String, String) {
-    let repo = git2::Repository::init(dir).unwrap();
-    let sig = git2::Signature::now("t", "t@e").unwrap();
     let write = |p: &str, s: &str| {
         let f = dir.join(p);
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
@@ -25,19 +23,9 @@ fn make_repo(dir: &Path) -> (String, String) {
         "tests/test_calc.py",
         "import unittest\nfrom calc import add, mul\n\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n",
     );
-    let commit = |msg: &str, parents: &[&git2::Commit]| {
-        let mut idx = repo.index().unwrap();
-        idx.add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        idx.write().unwrap();
-        let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, parents)
-            .unwrap()
-    };
-    let first = commit("buggy", &[]);
+    let first = mend_sandbox::testing::commit_all(dir, "buggy");
     write("README.md", "later\n");
-    let c1 = repo.find_commit(first).unwrap();
-    let second = commit("readme", &[&c1]);
+    let second = mend_sandbox::testing::commit_all(dir, "readme");
     (first.to_string(), second.to_string())
 }
 
@@ -147,10 +135,8 @@ async fn exercise(sb: Arc<dyn Sandbox>) {
 async fn tools_work_in_a_docker_workspace_at_an_older_revision() {
     let host = tempfile::tempdir().unwrap();
     let (first, _) = make_repo(host.path());
-    let engine = DockerEngine::connect().await.expect("Docker engine");
-    let image = base_image::ensure(&engine, &mut |_| {})
-        .await
-        .expect("base image");
+    let engine = mend_sandbox::testing::engine().await;
+    let image = mend_sandbox::testing::base_image(&engine).await;
     let sb = workspace::docker_workspace(&engine, DockerConfig::new(image), host.path(), &first)
         .await
         .unwrap();

@@ -158,11 +158,12 @@ impl ExchangeCompactor {
         }
         self.previous = messages.clone();
         let tools = raw.pointer("/request/tools").cloned();
-        if tools.is_some() && tools == self.previous_tools {
-            if let Some(request) = stored["request"].as_object_mut() {
-                request.remove("tools");
-                request.insert("same_tools".into(), Value::Bool(true));
-            }
+        if let Some(request) = stored["request"].as_object_mut()
+            && tools.is_some()
+            && tools == self.previous_tools
+        {
+            request.remove("tools");
+            request.insert("same_tools".into(), Value::Bool(true));
         }
         self.previous_tools = tools;
         stored

@@ -19,6 +19,8 @@ mod gitdiff;
 mod local;
 pub mod patch;
 mod paths;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use capture::Captured;
 pub use docker::{

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mend_sandbox::DockerEngine;
 use mend_swebench::{
     EvalOptions, Filter, Instance, LocalImages, Outcome, Prediction, PredictionsSource, Progress,
     Specs, evaluate, instance_log_dir,
@@ -58,17 +57,7 @@ fn make_repo(dir: &Path) -> String {
     std::fs::write(dir.join("calc.py"), CALC).unwrap();
     std::fs::write(dir.join("tests/__init__.py"), "").unwrap();
     std::fs::write(dir.join("tests/test_calc.py"), TESTS).unwrap();
-    let repo = git2::Repository::init(dir).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
-        .unwrap()
-        .to_string()
+    mend_sandbox::testing::commit_all(dir, "base").to_string()
 }
 
 async fn build_image(base: &str, ctx: &Path) -> String {
@@ -106,12 +95,8 @@ fn read_json(p: &Path) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn evaluates_synthetic_instances_on_the_real_engine() {
-    let engine = DockerEngine::connect()
-        .await
-        .expect("this test needs the Docker engine (dockerd running, socket readable)");
-    let base = mend_sandbox::base_image::ensure(&engine, &mut |_| {})
-        .await
-        .expect("base image");
+    let engine = mend_sandbox::testing::engine().await;
+    let base = mend_sandbox::testing::base_image(&engine).await;
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
     let commit = make_repo(&ctx.join("repo"));
@@ -445,12 +430,8 @@ async fn predictions_for_unknown_instances_are_refused_before_any_container() {
 /// removed), keeps every finished instance's report, and still writes the summary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelling_keeps_finished_reports_and_removes_containers() {
-    let engine = DockerEngine::connect()
-        .await
-        .expect("this test needs the Docker engine (dockerd running, socket readable)");
-    let base = mend_sandbox::base_image::ensure(&engine, &mut |_| {})
-        .await
-        .expect("base image");
+    let engine = mend_sandbox::testing::engine().await;
+    let base = mend_sandbox::testing::base_image(&engine).await;
     let work = tempfile::tempdir().unwrap();
     let ctx = work.path().join("ctx");
     let commit = make_repo(&ctx.join("repo"));

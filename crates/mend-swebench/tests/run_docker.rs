@@ -9,7 +9,6 @@ use std::time::Duration;
 use mend_agent::{AgentConfig, Prompts};
 use mend_llm::test_server::{Received, Reply, TestServer};
 use mend_llm::{Limits, Model, OpenAiCompatible};
-use mend_sandbox::DockerEngine;
 use mend_swebench::{
     Filter, Instance, LocalImages, ModelFactory, RunOptions, RunProgress, Specs, run_agent,
 };
@@ -25,26 +24,12 @@ fn make_repo(dir: &Path) -> String {
     std::fs::write(dir.join("calc.py"), CALC).unwrap();
     std::fs::write(dir.join("tests/__init__.py"), "").unwrap();
     std::fs::write(dir.join("tests/test_calc.py"), "import unittest\nfrom calc import add\n\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(1, 2), 3)\n").unwrap();
-    let repo = git2::Repository::init(dir).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
-        .unwrap()
-        .to_string()
+    mend_sandbox::testing::commit_all(dir, "base").to_string()
 }
 
 async fn calc_image() -> (String, String) {
-    let engine = DockerEngine::connect()
-        .await
-        .expect("this test needs the Docker engine");
-    let base = mend_sandbox::base_image::ensure(&engine, &mut |_| {})
-        .await
-        .expect("base image");
+    let engine = mend_sandbox::testing::engine().await;
+    let base = mend_sandbox::testing::base_image(&engine).await;
     let ctx = tempfile::tempdir().unwrap();
     let commit = make_repo(&ctx.path().join("repo"));
     std::fs::write(

@@ -22,17 +22,7 @@ fn make_repo(dir: &Path) -> String {
     std::fs::create_dir_all(dir.join("tests")).unwrap();
     std::fs::write(dir.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
     std::fs::write(dir.join("tests/__init__.py"), "").unwrap();
-    let repo = git2::Repository::init(dir).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
-        .unwrap()
-        .to_string()
+    mend_sandbox::testing::commit_all(dir, "base").to_string()
 }
 
 /// The instance image: mend's base image with the repository in /testbed.

@@ -26,16 +26,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// `tests/fixtures/<name>/files` as a git repository with one commit, in `dir`.
 pub fn fixture_repo(name: &str, dir: &Path) -> git2::Oid {
     copy_dir(&fixtures().join(name).join("files"), dir);
-    let repo = git2::Repository::init(dir).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("Fixture", "fixture@example.com").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "Initial commit", &tree, &[])
-        .unwrap()
+    mend_sandbox::testing::commit_all(dir, "Initial commit")
 }
 
 /// Every file of the working tree and `.git` (path -> bytes), to prove nothing changed.
