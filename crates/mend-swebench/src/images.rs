@@ -240,7 +240,8 @@ pub struct BuildImages {
     /// Build contexts are kept here, like the official `logs/build_images`.
     pub build_dir: PathBuf,
     /// One build at a time per image key; concurrent instances share env images.
-    locks: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Held while an image is built, so each is built once.
+    building: crate::keyed_lock::KeyedLock,
 }
 
 impl BuildImages {
@@ -252,7 +253,7 @@ impl BuildImages {
             conda_version: "py311_23.11.0-2".into(),
             raw_base_url: "https://raw.githubusercontent.com/".into(),
             build_dir,
-            locks: Default::default(),
+            building: Default::default(),
         }
     }
 
@@ -482,15 +483,6 @@ impl BuildImages {
             + "\n"
     }
 
-    async fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.locks
-            .lock()
-            .await
-            .entry(key.to_string())
-            .or_default()
-            .clone()
-    }
-
     async fn ensure(
         &self,
         engine: &DockerEngine,
@@ -499,8 +491,7 @@ impl BuildImages {
         instance: &Instance,
         progress: ImageProgress<'_>,
     ) -> Result<(), SwebenchError> {
-        let lock = self.lock_for(tag).await;
-        let _held = lock.lock().await;
+        let _held = self.building.lock(tag).await;
         if engine.image_exists(tag).await? {
             return Ok(());
         }

@@ -13,6 +13,7 @@ pub mod grading;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod images;
+mod keyed_lock;
 pub mod mine;
 pub mod offline;
 pub mod parsers;

@@ -417,7 +417,8 @@ pub struct OfflineImages {
     /// Image name prefix; the tag is the content hash.
     pub repository: String,
     base: OnceCell<BaseInfo>,
-    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Held while an image is built, so each is built once.
+    building: crate::keyed_lock::KeyedLock,
     /// One host pip at a time: they share the wheelhouse.
     pip_lock: Mutex<()>,
     notes: StdMutex<HashMap<String, EnvironmentNotes>>,
@@ -440,7 +441,7 @@ impl OfflineImages {
             download: true,
             repository: "mend-sweb.eval.x86_64".into(),
             base: OnceCell::new(),
-            locks: Default::default(),
+            building: Default::default(),
             pip_lock: Mutex::new(()),
             notes: Default::default(),
         }
@@ -474,15 +475,6 @@ impl OfflineImages {
                 Ok(BaseInfo { tag, pythons })
             })
             .await
-    }
-
-    async fn lock_for(&self, key: &str) -> Arc<Mutex<()>> {
-        self.locks
-            .lock()
-            .await
-            .entry(key.to_string())
-            .or_default()
-            .clone()
     }
 
     /// Resolve `requirements` (+ the project at `src` with `extras`, + `build_reqs`) into
@@ -839,8 +831,7 @@ impl OfflineImages {
             self.repository,
             instance.instance_id.to_lowercase()
         );
-        let lock = self.lock_for(&tag).await;
-        let _held = lock.lock().await;
+        let _held = self.building.lock(&tag).await;
         let ctx = self
             .build_dir
             .join(format!("{}-{hash}", instance.instance_id));

@@ -337,30 +337,27 @@ async fn load_dataset(name: &str, split: &str) -> anyhow::Result<Vec<Instance>> 
     Ok(mend_swebench::load_dataset(name, split, &opts).await?)
 }
 
-/// Progress on stderr: a bar on a terminal, plain lines in a log.
-struct Display {
+/// Where progress goes on stderr: a bar on a terminal, plain timestamped lines in a log.
+struct Console {
     bar: Option<ProgressBar>,
     started: Instant,
-    last_image_line: Mutex<BTreeMap<String, Instant>>,
 }
 
-impl Display {
-    fn new(what: &str) -> Arc<Display> {
+impl Console {
+    fn new(template: &str, tick: Duration) -> Console {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new(0);
             b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {prefix} {wide_msg}")
+                ProgressStyle::with_template(template)
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            b.set_prefix(what.to_string());
-            b.enable_steady_tick(Duration::from_millis(200));
+            b.enable_steady_tick(tick);
             b
         });
-        Arc::new(Display {
+        Console {
             bar,
             started: Instant::now(),
-            last_image_line: Mutex::new(BTreeMap::new()),
-        })
+        }
     }
 
     fn line(&self, s: &str) {
@@ -376,6 +373,32 @@ impl Display {
             }
         }
     }
+}
+
+/// Progress of an evaluation.
+struct Display {
+    console: Console,
+    last_image_line: Mutex<BTreeMap<String, Instant>>,
+}
+
+impl Display {
+    fn new(what: &str) -> Arc<Display> {
+        let console = Console::new(
+            "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {prefix} {wide_msg}",
+            Duration::from_millis(200),
+        );
+        if let Some(b) = &console.bar {
+            b.set_prefix(what.to_string());
+        }
+        Arc::new(Display {
+            console,
+            last_image_line: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn line(&self, s: &str) {
+        self.console.line(s)
+    }
 
     fn on(&self, p: &Progress, phase: &str) {
         match p {
@@ -384,7 +407,7 @@ impl Display {
                 already_graded,
                 empty_patches,
             } => {
-                if let Some(b) = &self.bar {
+                if let Some(b) = &self.console.bar {
                     b.set_length(*to_run as u64);
                     b.set_position(0);
                 }
@@ -392,7 +415,7 @@ impl Display {
             }
             Progress::Image { instance_id, line } => {
                 let line = line.trim();
-                match &self.bar {
+                match &self.console.bar {
                     Some(b) => b.set_message(format!("{instance_id}: {}", truncate(line, 90))),
                     None => {
                         // In a log: the build's steps and mend's own lines, not every pip line.
@@ -415,7 +438,7 @@ impl Display {
                     }
                 }
             }
-            Progress::Running { instance_id } => match &self.bar {
+            Progress::Running { instance_id } => match &self.console.bar {
                 Some(b) => b.set_message(format!("running {instance_id}")),
                 None => self.line(&format!("{phase}{instance_id}: running the tests")),
             },
@@ -426,7 +449,7 @@ impl Display {
                 total,
                 resolved_so_far,
             } => {
-                if let Some(b) = &self.bar {
+                if let Some(b) = &self.console.bar {
                     b.set_position(*done as u64);
                     b.set_prefix(format!("{phase}{resolved_so_far} resolved"));
                 }
@@ -439,7 +462,7 @@ impl Display {
     }
 
     fn finish(&self) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = &self.console.bar {
             b.finish_and_clear();
         }
     }
@@ -700,42 +723,26 @@ async fn mine_cmd(
 /// Live display of a batch run: done/total, spend, resolved so far (with --eval), and the
 /// instances that have been running longest.
 struct RunDisplay {
-    bar: Option<ProgressBar>,
-    started: Instant,
+    console: Console,
     running: Mutex<BTreeMap<String, (Instant, usize)>>,
     spend: Mutex<f64>,
 }
 
 impl RunDisplay {
     fn new() -> Arc<RunDisplay> {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::new(0);
-            b.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {prefix}\n  {wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            b.enable_steady_tick(Duration::from_millis(250));
-            b
-        });
+        let console = Console::new(
+            "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {prefix}\n  {wide_msg}",
+            Duration::from_millis(250),
+        );
         Arc::new(RunDisplay {
-            bar,
-            started: Instant::now(),
+            console,
             running: Mutex::new(BTreeMap::new()),
             spend: Mutex::new(0.0),
         })
     }
 
     fn line(&self, s: &str) {
-        match &self.bar {
-            Some(b) => b.println(s),
-            None => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "[{:>5.0}s] {s}",
-                    self.started.elapsed().as_secs_f64()
-                );
-            }
-        }
+        self.console.line(s)
     }
 
     /// The three longest-running instances, for the status line.
@@ -764,7 +771,7 @@ impl RunDisplay {
                 already_done,
                 dropped_torn_lines,
             } => {
-                if let Some(b) = &self.bar {
+                if let Some(b) = &self.console.bar {
                     b.set_length(*total as u64);
                     b.set_position(*already_done as u64);
                 }
@@ -780,7 +787,7 @@ impl RunDisplay {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(instance_id.clone(), (Instant::now(), 0));
-                if self.bar.is_none() {
+                if self.console.bar.is_none() {
                     self.line(&format!("{instance_id}: started"));
                 }
             }
@@ -798,7 +805,7 @@ impl RunDisplay {
                     e.1 = *step;
                 }
                 *self.spend.lock().unwrap_or_else(|e| e.into_inner()) = *cost_usd;
-                if let Some(b) = &self.bar {
+                if let Some(b) = &self.console.bar {
                     b.set_prefix(format!("${cost_usd:.2} spent"));
                     b.set_message(self.slowest());
                 }
@@ -813,7 +820,7 @@ impl RunDisplay {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&record.instance_id);
-                if let Some(b) = &self.bar {
+                if let Some(b) = &self.console.bar {
                     b.set_position(*done as u64);
                     b.set_prefix(format!("${cost_usd:.2} spent"));
                     b.set_message(self.slowest());
@@ -833,7 +840,7 @@ impl RunDisplay {
     }
 
     fn finish(&self) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = &self.console.bar {
             b.finish_and_clear();
         }
     }
