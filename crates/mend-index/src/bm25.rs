@@ -14,21 +14,26 @@ pub(crate) struct Bm25 {
 }
 
 impl Bm25 {
-    pub fn new(n_terms: usize, docs: &[Vec<(u32, f32)>]) -> Bm25 {
+    /// Takes the documents by value and frees each once it is in the postings, so the
+    /// bags and the postings are not both held whole.
+    pub fn new(n_terms: usize, docs: Vec<Vec<(u32, f32)>>) -> Bm25 {
         let mut postings: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n_terms];
         let mut doc_len = Vec::with_capacity(docs.len());
-        for (d, bag) in docs.iter().enumerate() {
+        for (d, bag) in docs.into_iter().enumerate() {
             let mut len = 0.0;
-            for &(t, c) in bag {
+            for (t, c) in bag {
                 postings[t as usize].push((d as u32, c));
                 len += c;
             }
             doc_len.push(len);
         }
-        let avg_len = if docs.is_empty() {
+        for list in &mut postings {
+            list.shrink_to_fit();
+        }
+        let avg_len = if doc_len.is_empty() {
             1.0
         } else {
-            (doc_len.iter().sum::<f32>() / docs.len() as f32).max(1.0)
+            (doc_len.iter().sum::<f32>() / doc_len.len() as f32).max(1.0)
         };
         Bm25 {
             postings,
@@ -110,7 +115,7 @@ impl TextBm25 {
             }
             bags.push(counts.into_iter().collect());
         }
-        let inner = Bm25::new(vocab.len(), &bags);
+        let inner = Bm25::new(vocab.len(), bags);
         TextBm25 { vocab, inner }
     }
 

@@ -604,22 +604,17 @@ fn assemble(
                 && let Some(&sym) = unit_ids.get(k - 1)
             {
                 // A unit's own name counts as much as its body.
-                let mut extra = Vec::new();
-                tokenize::identifier_terms(&symbols[sym].name, |t| extra.push(t.to_string()));
-                for t in extra {
-                    doc.push((intern(&t), 3.0));
-                }
+                tokenize::identifier_terms(&symbols[sym].name, |t| doc.push((intern(t), 3.0)));
+                doc.shrink_to_fit();
                 unit_docs.push(doc);
                 unit_symbols.push(sym);
             }
         }
         for seg in info.path.split('/') {
             let seg = seg.rsplit_once('.').map_or(seg, |(stem, _)| stem);
-            let mut path_terms = Vec::new();
-            tokenize::identifier_terms(seg, |t| path_terms.push(t.to_string()));
-            for t in path_terms {
-                *file_bag.entry(intern(&t)).or_default() += PATH_WEIGHT;
-            }
+            tokenize::identifier_terms(seg, |t| {
+                *file_bag.entry(intern(t)).or_default() += PATH_WEIGHT;
+            });
         }
         file_docs.push(file_bag.into_iter().collect());
         stats.references += record.refs.len();
@@ -671,8 +666,8 @@ fn assemble(
     for (t, &id) in &vocab {
         term_strings[id as usize] = t.clone();
     }
-    let file_bm25 = Bm25::new(vocab.len(), &file_docs);
-    let unit_bm25 = Bm25::new(vocab.len(), &unit_docs);
+    let file_bm25 = Bm25::new(vocab.len(), file_docs);
+    let unit_bm25 = Bm25::new(vocab.len(), unit_docs);
     Index {
         files,
         symbols,

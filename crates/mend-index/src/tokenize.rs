@@ -4,6 +4,8 @@
 //! `parse_header` gives `parse_header`, `parse`, `header`; `HTTPResponse` gives
 //! `httpresponse`, `http`, `response`; `a.b.c` gives the terms of `a`, `b` and `c`.
 
+use std::borrow::Cow;
+
 /// Words too common in prose or code to say anything about where a bug lives.
 const STOPWORDS: &[&str] = &[
     "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at",
@@ -54,23 +56,61 @@ fn is_ident_byte(b: u8) -> bool {
 /// The sub-words of one identifier, lowercased: split at `_`, at lower→upper case changes and
 /// at the end of an acronym (`HTTPResponse` → `http`, `response`). Digits stay with their word.
 pub fn subwords(ident: &str) -> Vec<String> {
+    let lower = ascii_lowered(ident);
     let mut out = Vec::new();
-    for part in ident.split('_').filter(|p| !p.is_empty()) {
-        let chars: Vec<char> = part.chars().collect();
-        let mut start = 0;
-        for i in 1..chars.len() {
-            let (prev, cur) = (chars[i - 1], chars[i]);
-            let next_lower = chars.get(i + 1).is_some_and(|c| c.is_lowercase());
-            let boundary = (prev.is_lowercase() || prev.is_ascii_digit()) && cur.is_uppercase()
-                || prev.is_uppercase() && cur.is_uppercase() && next_lower;
+    subword_spans(ident, |s, e| out.push(word(&lower, s, e).into_owned()));
+    out
+}
+
+/// Calls `f` with the byte span of each sub-word of `ident`. Case changes are read on ASCII
+/// letters only, so every span starts and ends on a character boundary.
+fn subword_spans(ident: &str, mut f: impl FnMut(usize, usize)) {
+    let b = ident.as_bytes();
+    let mut part = 0;
+    while part < b.len() {
+        if b[part] == b'_' {
+            part += 1;
+            continue;
+        }
+        let end = b[part..]
+            .iter()
+            .position(|&c| c == b'_')
+            .map_or(b.len(), |p| part + p);
+        let mut start = part;
+        for i in part + 1..end {
+            let (prev, cur) = (b[i - 1], b[i]);
+            let next_lower = i + 1 < end && b[i + 1].is_ascii_lowercase();
+            let boundary = (prev.is_ascii_lowercase() || prev.is_ascii_digit())
+                && cur.is_ascii_uppercase()
+                || prev.is_ascii_uppercase() && cur.is_ascii_uppercase() && next_lower;
             if boundary {
-                out.push(chars[start..i].iter().collect::<String>().to_lowercase());
+                f(start, i);
                 start = i;
             }
         }
-        out.push(chars[start..].iter().collect::<String>().to_lowercase());
+        f(start, end);
+        part = end;
     }
-    out
+}
+
+/// `ident` with its ASCII letters lowercased: the byte offsets stay those of `ident`, so one
+/// copy serves every sub-word (and none is made when there is nothing to lower).
+fn ascii_lowered(ident: &str) -> Cow<'_, str> {
+    if ident.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(ident.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(ident)
+    }
+}
+
+/// One sub-word of an [`ascii_lowered`] identifier, fully lowercased.
+fn word(lowered: &str, start: usize, end: usize) -> Cow<'_, str> {
+    let w = &lowered[start..end];
+    if w.is_ascii() {
+        Cow::Borrowed(w)
+    } else {
+        Cow::Owned(w.to_lowercase())
+    }
 }
 
 /// A light plural strip so `fields` meets `field`; code words are left otherwise alone.
@@ -91,19 +131,24 @@ fn stem(word: &str) -> &str {
 /// has more than one sub-word, then each sub-word (stemmed). Stopwords and one-letter words are
 /// dropped.
 pub fn identifier_terms(ident: &str, mut emit: impl FnMut(&str)) {
-    let words = subwords(ident);
-    if words.len() > 1 {
-        let whole = ident.trim_matches('_').to_lowercase();
+    // Runs once per identifier occurrence of every indexed file: no allocation unless the
+    // identifier has capitals (one lowered copy) or non-ASCII letters.
+    let lower = ascii_lowered(ident);
+    let mut words = 0;
+    subword_spans(ident, |_, _| words += 1);
+    if words > 1 {
+        let whole = lower.trim_matches('_');
         if whole.len() > 2 {
-            emit(&whole);
+            emit(&word(whole, 0, whole.len()));
         }
     }
-    for w in &words {
-        if w.len() < 2 || is_stopword(w) || w.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
+    subword_spans(ident, |s, e| {
+        let w = word(&lower, s, e);
+        if w.len() < 2 || is_stopword(&w) || w.bytes().all(|b| b.is_ascii_digit()) {
+            return;
         }
-        emit(stem(w));
-    }
+        emit(stem(&w));
+    });
 }
 
 /// All BM25 terms of a text, in order.
@@ -153,6 +198,11 @@ mod tests {
         );
         assert_eq!(subwords("__init__"), ["init"]);
         assert_eq!(subwords("QuerySet"), ["query", "set"]);
+        assert_eq!(subwords("_"), Vec::<String>::new());
+        assert_eq!(subwords("a__B"), ["a", "b"]);
+        assert_eq!(subwords("XMLHttp2Request"), ["xml", "http2", "request"]);
+        // Non-ASCII letters are lowered, and case changes are read on ASCII letters.
+        assert_eq!(subwords("ÜberKlasse_größe"), ["über", "klasse", "größe"]);
     }
 
     #[test]
@@ -166,6 +216,12 @@ mod tests {
             ["django", "db", "model", "queryset", "query", "set"]
         );
         assert_eq!(terms("The fields of 42 items"), ["field", "item"]);
+        let mut got = vec![];
+        identifier_terms("__HTTPResponse__", |t| got.push(t.to_string()));
+        assert_eq!(got, ["httpresponse", "response"]);
+        got.clear();
+        identifier_terms("ÜberKlasse", |t| got.push(t.to_string()));
+        assert_eq!(got, ["überklasse", "über", "klasse"]);
     }
 
     #[test]
