@@ -497,7 +497,22 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut grid_tallies = vec![Tally::default(); grid.len()];
     let bench_dir = work_dir
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"));
-    std::fs::create_dir_all(&bench_dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&bench_dir)
+        .map_err(|e| format!("cannot make {}: {e}", bench_dir.display()))?;
+    // Checked before the long run, not after it. (`cargo bench` runs this in the crate's
+    // directory, so a relative --out is relative to crates/mend-index.)
+    let out = out_path
+        .or_else(|| std::env::var("MEND_BENCH_OUT").ok().map(PathBuf::from))
+        .unwrap_or_else(|| bench_dir.join("locate.json"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot make the directory of --out {}: {e}", out.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&out)
+        .map_err(|e| format!("cannot write --out {}: {e}", out.display()))?;
     let bases_path = bench_dir.join("recovered-bases.json");
     let mut recovered: BTreeMap<String, Option<String>> = std::fs::read(&bases_path)
         .ok()
@@ -517,10 +532,20 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut recovery_checks = Vec::new();
     let started = Instant::now();
     let mut done = 0;
-    for inst in &records {
+    for (n, inst) in records.iter().enumerate() {
         if done >= limit {
             break;
         }
+        // Progress on stderr: a run over hundreds of instances takes many minutes.
+        eprintln!(
+            "[{:>4}/{}] {:>6.0}s {}",
+            n + 1,
+            records.len(),
+            started.elapsed().as_secs_f64(),
+            inst.get("instance_id")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        );
         let field = |k: &str| {
             inst.get(k)
                 .and_then(Value::as_str)
@@ -788,14 +813,11 @@ fn run(args: Vec<String>) -> Result<(), String> {
     );
     obj.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
     obj.insert("details".into(), Value::Array(details));
-    let out = out_path
-        .or_else(|| std::env::var("MEND_BENCH_OUT").ok().map(PathBuf::from))
-        .unwrap_or_else(|| bench_dir.join("locate.json"));
     std::fs::write(
         &out,
         serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     print_table(&total, &per_repo);
     println!(
         "skipped: {}",
