@@ -142,28 +142,30 @@ impl ExchangeCompactor {
 
     /// The stored form of the next exchange; anything without `request.messages` as is.
     pub fn compact(&mut self, raw: &Value) -> Value {
-        let Some(messages) = raw.pointer("/request/messages").and_then(Value::as_array) else {
+        let mut stored = raw.clone();
+        let Some(request) = stored.get_mut("request").and_then(Value::as_object_mut) else {
+            return stored;
+        };
+        // Taken out of the copy, not cloned again: they become the next step's "previous".
+        let Some(Value::Array(messages)) = request.remove("messages") else {
             return raw.clone();
         };
         let prefix = self
             .previous
             .iter()
-            .zip(messages)
+            .zip(&messages)
             .take_while(|(a, b)| a == b)
             .count();
-        let mut stored = raw.clone();
+        request.insert("messages".into(), Value::Array(messages[prefix..].to_vec()));
         if prefix > 0 {
-            stored["request"]["messages"] = Value::Array(messages[prefix..].to_vec());
-            stored["request"]["prefix"] = json!(prefix);
+            request.insert("prefix".into(), json!(prefix));
         }
-        self.previous = messages.clone();
-        let tools = raw.pointer("/request/tools").cloned();
-        if let Some(request) = stored["request"].as_object_mut()
-            && tools.is_some()
-            && tools == self.previous_tools
-        {
-            request.remove("tools");
+        self.previous = messages;
+        let tools = request.remove("tools");
+        if tools.is_some() && tools == self.previous_tools {
             request.insert("same_tools".into(), Value::Bool(true));
+        } else if let Some(t) = &tools {
+            request.insert("tools".into(), t.clone());
         }
         self.previous_tools = tools;
         stored
