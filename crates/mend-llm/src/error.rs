@@ -25,6 +25,17 @@ pub enum ModelError {
     /// The configuration cannot work (missing key variable, bad URL, bad price file).
     #[error("model configuration: {0}")]
     Config(String),
+    /// The request did not fit the model's context window (OpenAI `context_length_exceeded`,
+    /// and the equivalents of Azure, vLLM, llama.cpp, Ollama and gateways). The caller can
+    /// shorten the history and send the step again. `prompt_tokens`/`window` are what the
+    /// server said, when it said them.
+    #[error("{model}: the request does not fit the context window: {message}")]
+    ContextOverflow {
+        model: String,
+        message: String,
+        prompt_tokens: Option<u64>,
+        window: Option<u64>,
+    },
     /// The conversation left the recording a [`crate::ReplayModel`] answers from.
     #[error("replay diverged at step {step}: {reason}")]
     Replay { step: usize, reason: String },
@@ -34,5 +45,9 @@ impl ModelError {
     /// True for [`ModelError::Budget`]: the run should end as "limit reached", not as a failure.
     pub fn is_budget(&self) -> bool {
         matches!(self, ModelError::Budget(_))
+    }
+    /// True for [`ModelError::ContextOverflow`]: condense the history and retry the step.
+    pub fn is_overflow(&self) -> bool {
+        matches!(self, ModelError::ContextOverflow { .. })
     }
 }
