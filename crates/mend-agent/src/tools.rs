@@ -44,6 +44,8 @@ pub struct Toolbox {
     symbols: Option<Arc<Index>>,
     pub bash_timeout: Duration,
     pub test_timeout: Duration,
+    /// The file `view` showed last, for SWE-agent's `goto`.
+    last_viewed: Option<String>,
 }
 
 impl Toolbox {
@@ -59,6 +61,7 @@ impl Toolbox {
             symbols,
             bash_timeout: Duration::from_secs(120),
             test_timeout: Duration::from_secs(900),
+            last_viewed: None,
         }
     }
 
@@ -153,10 +156,34 @@ impl Toolbox {
         ]
     }
 
+    /// Whether `name` is one of the tools or an alias of one.
+    pub fn knows(name: &str) -> bool {
+        TOOLS.contains(&name) || ALIASES.contains(&name)
+    }
+
     /// Run one tool call. Bad arguments and refused edits are observations, so the model
-    /// can correct itself; only a failing sandbox is an error.
+    /// can correct itself; only a failing sandbox is an error. Names models are trained on
+    /// (SWE-agent's and OpenHands') run as the mend tool they mean.
     pub async fn run(&mut self, name: &str, args: &Value) -> Result<ToolResult, SandboxError> {
-        let obs = match name {
+        let empty = Value::Object(Default::default());
+        // Some models send no arguments at all for tools that need none.
+        let args = if args.is_null() { &empty } else { args };
+        if !args.is_object() {
+            return Ok(ToolResult::Observation(format!(
+                "the arguments of `{name}` must be one JSON object, not {}",
+                json_kind(args)
+            )));
+        }
+        if let Some(bad) = bad_string(args) {
+            return Ok(ToolResult::Observation(bad));
+        }
+        let (name, args) = match alias(name, args, self.last_viewed.as_deref()) {
+            Ok(Some((n, a))) => (n, a),
+            Ok(None) => (name.to_string(), args.clone()),
+            Err(obs) => return Ok(ToolResult::Observation(obs)),
+        };
+        let args = &args;
+        let obs = match name.as_str() {
             "bash" => self.bash(args).await?,
             "view" => self.view(args).await?,
             "search" => self.search(args).await?,
@@ -171,8 +198,10 @@ impl Toolbox {
                     summary: str_arg(args, "summary").unwrap_or_default(),
                 });
             }
+            "think" => "Your thought is noted; continue with a tool call.".to_string(),
             other => format!(
-                "unknown tool `{other}`; the tools are bash, view, search, edit, run_tests and submit"
+                "unknown tool `{}`; the tools are bash, view, search, edit, run_tests and submit",
+                clip(other, 80)
             ),
         };
         Ok(ToolResult::Observation(clip(&obs, MAX_OBSERVATION_CHARS)))
@@ -182,11 +211,10 @@ impl Toolbox {
         let Some(command) = str_arg(args, "command") else {
             return Ok("bash needs a `command` argument".into());
         };
-        let secs = args
-            .get("timeout")
-            .and_then(Value::as_u64)
-            .unwrap_or(self.bash_timeout.as_secs())
-            .clamp(1, 1800);
+        let secs = match int_arg(args, "timeout") {
+            Ok(t) => t.map_or(self.bash_timeout.as_secs(), |t| t.clamp(1, 1800) as u64),
+            Err(e) => return Ok(e),
+        };
         let out = self
             .sandbox
             .exec(
@@ -210,10 +238,11 @@ impl Toolbox {
         Ok(format!("[{}]\n{text}", out.status_line()))
     }
 
-    async fn view(&self, args: &Value) -> Result<String, SandboxError> {
+    async fn view(&mut self, args: &Value) -> Result<String, SandboxError> {
         let Some(path) = str_arg(args, "path") else {
-            return Ok("view needs a `path` argument".into());
+            return Ok("view needs a `path` argument (a string)".into());
         };
+        self.last_viewed = Some(path.clone());
         let path = if path.trim().is_empty() {
             ".".to_string()
         } else {
@@ -224,28 +253,17 @@ impl Toolbox {
                 let text = String::from_utf8_lossy(&bytes);
                 let lines: Vec<&str> = text.lines().collect();
                 let total = lines.len();
-                let start = args
-                    .get("start")
-                    .and_then(Value::as_u64)
-                    .map(|s| s.max(1) as usize)
-                    .unwrap_or(1);
-                let mut end = args
-                    .get("end")
-                    .and_then(Value::as_u64)
-                    .map(|e| e as usize)
-                    .unwrap_or(total)
-                    .min(total);
+                let (start, end) = match view_range(args, total) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(format!("{path} has {total} lines; {e}")),
+                };
+                let mut end = end;
                 let mut note = String::new();
                 if end + 1 > start + VIEW_MAX_LINES {
                     end = start + VIEW_MAX_LINES - 1;
                     note = format!(
                         "\n[showing lines {start}-{end} of {total}; pass start/end to see more]"
                     );
-                }
-                if start > total.max(1) {
-                    return Ok(format!(
-                        "{path} has {total} lines; start={start} is past the end"
-                    ));
                 }
                 let body: String = lines[start - 1..end]
                     .iter()
@@ -370,10 +388,14 @@ impl Toolbox {
                 (Some(old), Some(new)) => EditOp::Replace { path, old, new },
                 _ => return "replace needs `old_text` and `new_text`".into(),
             },
-            Some("insert") => match (args.get("line").and_then(Value::as_u64), new_text) {
-                (Some(line), Some(text)) => EditOp::Insert {
+            Some("insert") => match (int_arg(args, "line"), new_text) {
+                (Err(e), _) => return e,
+                (Ok(Some(line)), _) if line < 0 => {
+                    return format!("`line` must be 0 or more, not {line}");
+                }
+                (Ok(Some(line)), Some(text)) => EditOp::Insert {
                     path,
-                    line: line as usize,
+                    line: usize::try_from(line).unwrap_or(usize::MAX),
                     text,
                 },
                 _ => return "insert needs `line` and `new_text`".into(),
@@ -434,4 +456,182 @@ fn quiet_python(exec: Exec) -> Exec {
 
 fn str_arg(args: &Value, key: &str) -> Option<String> {
     args.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+const TOOLS: &[&str] = &["bash", "view", "search", "edit", "run_tests", "submit"];
+/// Tool names of SWE-agent and OpenHands that mean one of mend's tools.
+const ALIASES: &[&str] = &[
+    "str_replace_editor",
+    "execute_bash",
+    "finish",
+    "think",
+    "find_file",
+    "search_dir",
+    "search_file",
+    "open",
+    "goto",
+];
+
+/// The mend tool and arguments an alias call means; `Ok(None)` for a name that is not an
+/// alias, `Err` with what to tell the model when the alias call cannot be mapped.
+fn alias(name: &str, args: &Value, last_viewed: Option<&str>) -> Result<Option<(String, Value)>, String> {
+    let s = |k: &str| args.get(k).and_then(Value::as_str);
+    let get = |k: &str| args.get(k).cloned().unwrap_or(Value::Null);
+    let mapped = |tool: &str, v: Value| {
+        // Drop the keys the alias had no value for.
+        let v = match v {
+            Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+            other => other,
+        };
+        Ok(Some((tool.to_string(), v)))
+    };
+    match name {
+        "execute_bash" => mapped("bash", json!({"command": get("command"), "timeout": get("timeout")})),
+        "finish" => mapped(
+            "submit",
+            json!({"summary": args.get("message").or_else(|| args.get("summary")).cloned().unwrap_or(Value::Null)}),
+        ),
+        "think" => mapped("think", json!({})),
+        "str_replace_editor" => {
+            let path = get("path");
+            match s("command") {
+                Some("view") => {
+                    let (start, end) = match args.get("view_range").and_then(Value::as_array) {
+                        Some(r) if r.len() == 2 => {
+                            // -1 as the end means "to the end of the file".
+                            let end = r[1].clone();
+                            let end = if end.as_i64() == Some(-1) { Value::Null } else { end };
+                            (r[0].clone(), end)
+                        }
+                        _ => (Value::Null, Value::Null),
+                    };
+                    mapped("view", json!({"path": path, "start": start, "end": end}))
+                }
+                Some("create") => mapped(
+                    "edit",
+                    json!({"mode": "create", "path": path, "new_text": get("file_text")}),
+                ),
+                Some("str_replace") => mapped(
+                    "edit",
+                    json!({"mode": "replace", "path": path, "old_text": get("old_str"),
+                           "new_text": args.get("new_str").cloned().unwrap_or_else(|| json!(""))}),
+                ),
+                Some("insert") => mapped(
+                    "edit",
+                    json!({"mode": "insert", "path": path, "line": get("insert_line"), "new_text": get("new_str")}),
+                ),
+                Some("undo_edit") => mapped("edit", json!({"mode": "undo", "path": path})),
+                other => Err(format!(
+                    "str_replace_editor needs `command`: view, create, str_replace, insert or undo_edit (got {}); mend's own tools are view and edit",
+                    other.map_or_else(|| "none".to_string(), |c| format!("`{}`", clip(c, 40)))
+                )),
+            }
+        }
+        "find_file" => {
+            let Some(file) = s("file_name") else {
+                return Err("find_file needs `file_name`".into());
+            };
+            let dir = s("dir").unwrap_or(".");
+            mapped(
+                "bash",
+                json!({"command": format!("find {} -name {} -not -path '*/.git/*' | head -100", shell_quote(dir), shell_quote(file))}),
+            )
+        }
+        "search_dir" | "search_file" => {
+            let key = if name == "search_dir" { "dir" } else { "file" };
+            let Some(term) = s("search_term") else {
+                return Err(format!("{name} needs `search_term`"));
+            };
+            // SWE-agent searches for the literal text, mend's search takes a regex.
+            mapped("search", json!({"pattern": regex::escape(term), "path": get(key)}))
+        }
+        "open" => {
+            let line = match int_arg(args, "line_number") {
+                Ok(l) => l,
+                Err(e) => return Err(e),
+            };
+            let start = line.map(|l| (l - 50).max(1));
+            mapped("view", json!({"path": get("path"), "start": start, "end": start.map(|s| s + 99)}))
+        }
+        "goto" => {
+            let Some(path) = last_viewed else {
+                return Err("goto needs an open file: view one first".into());
+            };
+            match int_arg(args, "line_number") {
+                Ok(Some(l)) => {
+                    let start = (l - 50).max(1);
+                    mapped("view", json!({"path": path, "start": start, "end": start + 99}))
+                }
+                Ok(None) => Err("goto needs `line_number`".into()),
+                Err(e) => Err(e),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// An integer argument: a JSON integer, a whole float, or a numeric string; `Err` with what
+/// to tell the model for anything else.
+fn int_arg(args: &Value, key: &str) -> Result<Option<i64>, String> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| format!("`{key}` must be a whole number, not {n}")),
+        Some(Value::String(t)) => match t.trim().parse::<i64>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(format!("`{key}` must be a whole number, not {:?}", clip(t, 40))),
+        },
+        Some(other) => Err(format!("`{key}` must be a whole number, not {}", json_kind(other))),
+    }
+}
+
+/// The 1-based inclusive line range `view` shows, or why the arguments make none.
+fn view_range(args: &Value, total: usize) -> Result<(usize, usize), String> {
+    let start = int_arg(args, "start")?;
+    let end = int_arg(args, "end")?;
+    if let Some(s) = start.filter(|s| *s < 0) {
+        return Err(format!("start={s} is negative; lines are numbered from 1"));
+    }
+    // A negative end counts from the end of the file (-1: the last line).
+    let end = match end {
+        Some(e) if e < 0 => (total as i64 + 1 + e).max(0) as usize,
+        Some(e) => usize::try_from(e).unwrap_or(usize::MAX).min(total),
+        None => total,
+    };
+    let start = start.map_or(1, |s| usize::try_from(s).unwrap_or(usize::MAX).max(1));
+    if start > total.max(1) {
+        return Err(format!("start={start} is past the end"));
+    }
+    if end + 1 < start {
+        return Err(format!("start={start} is after end={end}; pass start <= end"));
+    }
+    Ok((start, end))
+}
+
+/// A string argument no tool can take (a NUL byte, which no path or command may hold).
+fn bad_string(args: &Value) -> Option<String> {
+    let Value::Object(m) = args else { return None };
+    m.iter().find_map(|(k, v)| {
+        v.as_str()
+            .filter(|s| s.contains('\0'))
+            .map(|_| format!("the argument `{}` holds a NUL byte; no path or command can", clip(k, 40)))
+    })
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }

@@ -233,6 +233,14 @@ impl OpenAiCompatible {
                             let text = self.redact(&String::from_utf8_lossy(&bytes));
                             match self.judge(status, &text) {
                                 Ok(v) => return Ok((v, attempt)),
+                                Err(Judged::Overflow(message)) => {
+                                    return Err(ModelError::ContextOverflow {
+                                        model,
+                                        message,
+                                        prompt_tokens: None,
+                                        window: None,
+                                    });
+                                }
                                 Err(Judged::Fatal(message)) => {
                                     return Err(ModelError::Rejected {
                                         model,
@@ -296,6 +304,9 @@ impl OpenAiCompatible {
         let code = status.as_u16();
         // A 429 for an exhausted quota will not clear by waiting.
         let quota = code == 429 && wire::error_code(text).as_deref() == Some("insufficient_quota");
+        if code == 400 && wire::error_code(text).as_deref() == Some("context_length_exceeded") {
+            return Err(Judged::Overflow(message));
+        }
         if !quota && (matches!(code, 408 | 409 | 425 | 429) || status.is_server_error()) {
             Err(Judged::Retry(format!("HTTP {code}: {message}")))
         } else {
@@ -326,6 +337,7 @@ impl OpenAiCompatible {
 
 enum Judged {
     Retry(String),
+    Overflow(String),
     Fatal(String),
 }
 
