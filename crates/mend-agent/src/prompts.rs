@@ -27,6 +27,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "loop_nudge.md.j2",
         include_str!("../../../prompts/loop_nudge.md.j2"),
     ),
+    (
+        "summarize.md.j2",
+        include_str!("../../../prompts/summarize.md.j2"),
+    ),
+    (
+        "summary.md.j2",
+        include_str!("../../../prompts/summary.md.j2"),
+    ),
     ("tools.toml", include_str!("../../../prompts/tools.toml")),
 ];
 

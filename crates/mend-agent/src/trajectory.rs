@@ -99,6 +99,41 @@ pub struct Step {
     /// The raw request/response for this call, when the model layer gives one (no API key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
+    /// Set for a model call that was not the step's action: the request that overflowed
+    /// the context window, or the call that summarised the history. Replays answer these
+    /// calls in order like the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<CallKind>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    /// The server refused the request as too long for its context window.
+    Overflow,
+    /// The model summarised the middle of the conversation.
+    Summary,
+}
+
+/// One shortening of the conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Condensation {
+    /// The step whose request was shortened.
+    pub step: usize,
+    /// Why: `budget` (the estimate passed the prompt budget) or `overflow: <server message>`.
+    pub trigger: String,
+    /// `masked` (old observations elided), `summarised` (the model summarised the middle),
+    /// `mechanical` (the middle replaced by a summary mend wrote itself).
+    pub stage: String,
+    pub tokens_before: usize,
+    pub tokens_after: usize,
+    /// Observations elided.
+    pub masked: usize,
+    /// Messages replaced by the summary (indices in the conversation, end exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summarised: Option<(usize, usize)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -130,6 +165,9 @@ pub struct Trajectory {
     pub prompt: Vec<Value>,
     pub steps: Vec<Step>,
     pub test_runs: Vec<crate::TestRun>,
+    /// Every shortening of the conversation, in order.
+    #[serde(default)]
+    pub condensations: Vec<Condensation>,
     pub totals: Totals,
     pub exit_status: Option<ExitStatus>,
     pub patch: Option<String>,
