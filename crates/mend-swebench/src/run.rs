@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
+use std::panic::AssertUnwindSafe;
 use mend_agent::trajectory::TrajectoryWriter;
 use mend_agent::{
     Agent, AgentConfig, ContextOptions, Event, ExitStatus, Prompts, RepoContext, TaskInput,
@@ -258,7 +259,10 @@ pub async fn run_agent(opts: RunOptions) -> Result<AgentRunSummary, SwebenchErro
                 }
                 // Ctrl-C and a batch stop both reach the agent as its stop signal.
                 let (agent_stop_tx, agent_stop_rx) = watch::channel(false);
-                let run = run_instance(ctx, &inst, agent_stop_rx);
+                // A panic inside one instance ends that instance as an error; the others go on.
+                let run = AssertUnwindSafe(run_instance(ctx, &inst, agent_stop_rx))
+                    .catch_unwind()
+                    .map(|r| r.unwrap_or_else(|panic| panicked(ctx, &inst, panic.as_ref())));
                 tokio::pin!(run);
                 loop {
                     tokio::select! {
@@ -608,6 +612,40 @@ async fn run_instance(
     }
 }
 
+/// The record of an instance whose run panicked (a bug in mend, or in a model factory):
+/// an error like any other, logged, with no prediction, so a resume runs it again.
+fn panicked(
+    ctx: &Ctx<'_>,
+    inst: &Instance,
+    panic: &(dyn std::any::Any + Send),
+) -> (InstanceRecord, Option<PredictionLine>) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".into());
+    let id = &inst.instance_id;
+    tracing::error!(instance = %id, panic = %what, "the instance's run panicked");
+    let mut log = InstanceLog::open(&ctx.run_dir.join("logs").join(format!("{id}.log")));
+    log.line(&format!("error: the run panicked: {what}"));
+    let record = InstanceRecord {
+        instance_id: id.clone(),
+        repo: inst.repo.clone(),
+        state: "error".into(),
+        exit: "panic".into(),
+        detail: format!("the run panicked: {what}"),
+        steps: 0,
+        tokens_in: 0,
+        tokens_out: 0,
+        cost_usd: 0.0,
+        wall_secs: 0.0,
+        patch_bytes: 0,
+        patch_files: 0,
+        image: None,
+    };
+    (record, None)
+}
+
 /// The agent on one instance. `Ok(Some(patch))` when its work is done, `Ok(None)` when it
 /// ended for an infrastructure reason (recorded in `record`), `Err` when it could not start.
 async fn drive_instance(
@@ -620,6 +658,32 @@ async fn drive_instance(
     let opts = ctx.opts;
     let id = &inst.instance_id;
     let spec = opts.specs.get(&inst.repo, &inst.version)?;
+    let mut issue = inst.problem_statement.clone();
+    if opts.with_hints
+        && let Some(h) = inst
+            .extra
+            .get("hints_text")
+            .and_then(|v| v.as_str())
+            .filter(|h| !h.trim().is_empty())
+    {
+        issue.push_str("\n\nHints from the discussion:\n");
+        issue.push_str(h);
+    }
+    let ledger = ctx.batch.child(id.clone(), opts.instance_limits);
+    let model = (opts.models)(inst, ledger).map_err(SwebenchError::Invalid)?;
+    let agent = Agent {
+        model,
+        prompts: opts.prompts.clone(),
+        config: opts.agent.clone(),
+    };
+    // An issue too big for the model's window is refused before any container starts.
+    agent
+        .check_fits(&TaskInput {
+            issue: issue.clone(),
+            base_commit: Some(inst.base_commit.clone()),
+            ..Default::default()
+        })
+        .map_err(SwebenchError::Invalid)?;
     let image = opts
         .images
         .image_for(
@@ -670,17 +734,6 @@ async fn drive_instance(
     sandbox.pin_base().await?;
     let sandbox: Arc<dyn Sandbox> = Arc::new(sandbox);
 
-    let mut issue = inst.problem_statement.clone();
-    if opts.with_hints
-        && let Some(h) = inst
-            .extra
-            .get("hints_text")
-            .and_then(|v| v.as_str())
-            .filter(|h| !h.trim().is_empty())
-    {
-        issue.push_str("\n\nHints from the discussion:\n");
-        issue.push_str(h);
-    }
     let mut task = TaskInput {
         issue,
         base_commit: Some(inst.base_commit.clone()),
@@ -702,19 +755,12 @@ async fn drive_instance(
             index = Some(ix);
         }
     }
-    let ledger = ctx.batch.child(id.clone(), opts.instance_limits);
-    let model = (opts.models)(inst, ledger).map_err(SwebenchError::Invalid)?;
     let mut toolbox = Toolbox::new(
         sandbox.clone(),
         Some(spec.test_cmd.commands().join(" && ")),
         index,
     );
     toolbox.test_timeout = Duration::from_secs(1800);
-    let agent = Agent {
-        model,
-        prompts: opts.prompts.clone(),
-        config: opts.agent.clone(),
-    };
     let writer = TrajectoryWriter::new(Some(
         ctx.run_dir
             .join("trajectories")

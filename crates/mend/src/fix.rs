@@ -103,6 +103,10 @@ pub async fn run(
     };
     let model = crate::model::build(&args.model, cfg.model.as_ref(), limits)?;
     eprintln!("model: {}", model.name());
+    // An issue too big for the window is refused before any sandbox is made.
+    let probe = TaskInput { issue: issue.text.clone(), ..Default::default() };
+    let fits = Agent { model: model.clone(), prompts: Prompts::builtin()?, config: AgentConfig::default() }.check_fits(&probe);
+    fits.map_err(anyhow::Error::msg)?;
     let sandbox_kind = args
         .sandbox
         .clone()
