@@ -669,9 +669,12 @@ impl Agent {
             summary: None,
         };
         let fits = |conv: &[Message]| self.model.count_tokens(conv) <= target;
-        for keep in [self.config.keep_recent_observations, 1] {
-            c.masked += mask_observations(conv, keep);
-            if fits(conv) {
+        // Mask well below the target, so the prefix then stays put for several steps.
+        let low_water = target * 6 / 10;
+        let k = self.config.keep_recent_observations;
+        for keep in [k, k / 2, 1] {
+            c.masked += mask_observations(conv, keep.max(1));
+            if self.model.count_tokens(conv) <= low_water {
                 break;
             }
         }

@@ -581,6 +581,8 @@ fn int_arg(args: &Value, key: &str) -> Result<Option<i64>, String> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
+            // Past i64: as far as any file goes.
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
             .map(Some)
             .ok_or_else(|| format!("`{key}` must be a whole number, not {n}")),
