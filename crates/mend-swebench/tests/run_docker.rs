@@ -293,3 +293,74 @@ async fn the_total_budget_stops_every_worker() {
     );
     assert_eq!(containers_with_label("budget"), 0);
 }
+
+/// The real client, except that its calls panic: a bug anywhere in one instance's run.
+#[derive(Debug)]
+struct PanicsMidRun(OpenAiCompatible);
+
+#[async_trait::async_trait]
+impl Model for PanicsMidRun {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn tool_mode(&self) -> mend_llm::ToolMode {
+        self.0.tool_mode()
+    }
+    fn context_window(&self) -> usize {
+        self.0.context_window()
+    }
+    fn count_tokens(&self, messages: &[mend_llm::Message]) -> usize {
+        self.0.count_tokens(messages)
+    }
+    async fn complete(
+        &self,
+        _: &[mend_llm::Message],
+        _: &[mend_llm::ToolDef],
+    ) -> Result<mend_llm::Completion, mend_llm::ModelError> {
+        panic!("injected: a bug in the middle of an instance's run")
+    }
+    fn totals(&self) -> mend_llm::Totals {
+        self.0.totals()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_that_panics_is_an_error_and_the_others_go_on() {
+    let (image, commit) = calc_image().await;
+    let server = TestServer::with_handler(answer).await;
+    let out = tempfile::tempdir().unwrap();
+    let run_id = format!("panic-{}", std::process::id());
+    let mut opts = options(&server, &image, instances(&commit, 3), out.path(), &run_id);
+    let base = OpenAiCompatible::new(server.config("gpt-4o-mini")).unwrap();
+    opts.models = Arc::new(move |inst, ledger| {
+        let m = base.with_ledger(ledger);
+        Ok(if inst.instance_id == "mendtest__calc-2" {
+            Arc::new(PanicsMidRun(m)) as Arc<dyn Model>
+        } else {
+            Arc::new(m) as Arc<dyn Model>
+        })
+    });
+    let run = run_agent(opts).await.unwrap();
+    let preds = lines(&run.predictions_path);
+    let ids: Vec<&str> = preds
+        .iter()
+        .map(|p| p["instance_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{preds:?}");
+    assert!(!ids.contains(&"mendtest__calc-2"), "{ids:?}");
+    let s = &run.summary;
+    assert_eq!((s.done, s.errors), (2, 1), "{s:?}");
+    let bad = s
+        .instances
+        .iter()
+        .find(|r| r.instance_id == "mendtest__calc-2")
+        .unwrap();
+    assert_eq!((bad.state.as_str(), bad.exit.as_str()), ("error", "panic"));
+    assert!(bad.detail.contains("injected: a bug"), "{}", bad.detail);
+    let log = std::fs::read_to_string(
+        run.run_dir.join("logs").join("mendtest__calc-2.log"),
+    )
+    .unwrap();
+    assert!(log.contains("error: the run panicked: injected"), "{log}");
+    assert_eq!(containers_with_label(&run_id), 0, "the panicking instance's container is gone");
+}
