@@ -538,10 +538,11 @@ async fn the_step_limit_stops_the_run_and_keeps_the_work() {
 async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_or_edits() {
     let repo = tempfile::tempdir().unwrap();
     fixture_repo("textkit", repo.path());
-    // A small window (the budget is 80% of it) so that one big observation forces elision.
+    // A small window (the prompt budget is what the reply, the tool schemas and a margin
+    // leave of it) where one big observation fits once and then forces elision.
     std::fs::write(
         repo.path().join("mend.toml"),
-        "[model]\ncontext_window = 5000\n",
+        "[model]\ncontext_window = 7000\n",
     )
     .unwrap();
     let bash = |cmd: &str| Reply::tool_calls(&[("bash", json!({"command": cmd}))]);
@@ -586,4 +587,24 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
         early.contains("2999"),
         "the observation was never shown whole"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_too_big_for_the_window_is_refused_before_any_sandbox() {
+    let repo = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", repo.path());
+    let dir = tempfile::tempdir().unwrap();
+    let issue = dir.path().join("huge.md");
+    // 5 MB of a real-looking log pasted into an issue.
+    let line = "E   AssertionError: word_count('a  b') returned 3, expected 2 (run 12345)\n";
+    std::fs::write(&issue, line.repeat(5_000_000 / line.len())).unwrap();
+    let issue_arg = format!("@{}", issue.display());
+    let run = run_fix(repo.path(), "docker", vec![], &["--issue", &issue_arg]).await;
+    assert_ne!(run.code(), Some(0), "{}", run.stderr());
+    let err = run.stderr();
+    assert!(err.contains("does not fit the model's context window"), "{err}");
+    assert!(err.contains("bytes") && err.contains("window of 32768 tokens"), "{err}");
+    assert!(!err.contains("sandbox:"), "a sandbox was made: {err}");
+    assert!(run.requests.is_empty(), "the model was called");
+    assert!(containers_of(run.pid).is_empty());
 }
