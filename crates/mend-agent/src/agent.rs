@@ -30,6 +30,9 @@ pub struct AgentConfig {
     /// When the prompt passes its budget, every observation older than the last this many
     /// is elided at once (so the prompt's prefix then stays the same for several steps).
     pub keep_recent_observations: usize,
+    /// The prompt budget in tokens, instead of the one computed from the model (a replay
+    /// takes the recorded run's, so it condenses where the run did).
+    pub prompt_budget: Option<usize>,
     /// Replies in a row that carry no usable action before the run stops.
     pub max_garbage_in_a_row: usize,
     /// Keep new files the agent made with bash (reproduction scripts) in the patch.
@@ -47,6 +50,7 @@ impl Default for AgentConfig {
             max_wall: Duration::from_secs(45 * 60),
             repair_rounds: 2,
             keep_recent_observations: 4,
+            prompt_budget: None,
             max_garbage_in_a_row: 3,
             keep_scratch_files: false,
             test_on_submit: true,
@@ -153,6 +157,7 @@ impl Agent {
             steps: vec![],
             test_runs: vec![],
             condensations: vec![],
+            prompt_budget: Some(self.prompt_budget(&specs)),
             totals: Totals::default(),
             exit_status: None,
             patch: None,
@@ -576,6 +581,9 @@ impl Agent {
     /// The tokens a prompt may take: the window less the output limit, the tool schemas
     /// and a margin for the estimate's error.
     pub fn prompt_budget(&self, specs: &[ToolDef]) -> usize {
+        if let Some(b) = self.config.prompt_budget {
+            return b;
+        }
         let window = self.model.context_window();
         let margin = (window / 20).max(64);
         window

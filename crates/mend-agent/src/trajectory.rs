@@ -168,6 +168,9 @@ pub struct Trajectory {
     /// Every shortening of the conversation, in order.
     #[serde(default)]
     pub condensations: Vec<Condensation>,
+    /// The prompt budget the run condensed to (a replay uses it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_budget: Option<usize>,
     pub totals: Totals,
     pub exit_status: Option<ExitStatus>,
     pub patch: Option<String>,

@@ -158,8 +158,13 @@ async fn an_overflow_is_summarised_the_run_goes_on_and_the_trajectory_replays() 
     // Replaying the written trajectory reproduces the run: the same requests, the same
     // condensation, the same end, every recorded call used.
     let (dir2, base2) = repo();
-    let replay = Arc::new(ReplayModel::load(&traj_path).unwrap().with_context_window(100_000));
-    let again = run(&agent(replay.clone()), sandbox(dir2.path(), &base2), None).await;
+    let replay = Arc::new(ReplayModel::load(&traj_path).unwrap());
+    let recorded = mend_agent::Trajectory::load(&traj_path).unwrap();
+    assert!(recorded.prompt_budget.is_some());
+    let mut replayer = agent(replay.clone());
+    // As `mend fix --replay` does: the recorded budget, whatever window the replay reports.
+    replayer.config.prompt_budget = recorded.prompt_budget;
+    let again = run(&replayer, sandbox(dir2.path(), &base2), None).await;
     assert_eq!(again.exit, out.exit);
     assert_eq!(replay.remaining(), 0);
     // The same condensation (token counts differ by the temporary directory's name).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mend_agent::trajectory::TrajectoryWriter;
+use mend_agent::trajectory::{Trajectory, TrajectoryWriter};
 use mend_agent::{
     Agent, AgentConfig, Event, ExitStatus, Prompts, TaskInput, TestsOutcome, Toolbox, deliver,
     workspace,
@@ -154,6 +154,10 @@ pub async fn run(
         config.max_steps = n;
     }
     config.network = args.network;
+    // A replay condenses where the recorded run did: with its prompt budget.
+    if let Some(t) = args.model.replay.as_deref().and_then(|p| Trajectory::load(p).ok()) {
+        config.prompt_budget = t.prompt_budget;
+    }
     let agent = Agent {
         model,
         prompts: Prompts::builtin()?,
