@@ -320,9 +320,12 @@ async fn text_action_mode_for_models_without_tool_calls() {
         system.contains("```action") && system.contains("`edit`"),
         "{system}"
     );
-    // The reply without an action got a format-error observation, and the run went on.
+    // The reply without an action was asked again with a format note, and the run went on;
+    // neither the bad reply nor the note stays in the conversation.
+    let retry = run.requests[2].to_string();
+    assert!(retry.contains("could not be run"), "{retry}");
     let last = run.requests.last().unwrap().to_string();
-    assert!(last.contains("could not be run"), "{last}");
+    assert!(!last.contains("could not be run") && !last.contains("No block here"), "{last}");
     assert!(run.patch.unwrap().contains("+    return len(text.split())"));
 }
 
