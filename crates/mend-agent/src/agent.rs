@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::condense::clip;
 use crate::prompts::Prompts;
 use crate::tools::{ToolResult, Toolbox};
-use crate::condense::clip;
 use crate::trajectory::{
     Action, CallKind, Condensation, ExitStatus, Step, TestsOutcome, Totals, Trajectory,
     TrajectoryWriter,
@@ -142,7 +142,10 @@ impl Agent {
                     base_commit: task.base_commit.clone(),
                     ..TaskInput::default()
                 };
-                tracing::info!(tokens = need, "the first prompt is large: leaving out the index's hints");
+                tracing::info!(
+                    tokens = need,
+                    "the first prompt is large: leaving out the index's hints"
+                );
                 first = self.first_prompt(&specs, &bare, &root, test_command.as_deref());
             }
         }
@@ -242,7 +245,9 @@ impl Agent {
             }
             let mut overflows = 0usize;
             let (turn, model_ms) = loop {
-                let budget = self.prompt_budget(specs).min(learned_cap.unwrap_or(usize::MAX));
+                let budget = self
+                    .prompt_budget(specs)
+                    .min(learned_cap.unwrap_or(usize::MAX));
                 if self.model.count_tokens(conv) > budget {
                     let c = self
                         .condense(tools, conv, traj, &mut exchanges, index, "budget", budget)
@@ -467,7 +472,13 @@ impl Agent {
 
     /// The exchange to record for a call that produced no completion (an overflow, a failed
     /// summary): a replay answers it with `mark` as the finish reason and `why` as the text.
-    fn marker_exchange(&self, request: &[Message], tools: &[ToolDef], why: &str, mark: &str) -> Value {
+    fn marker_exchange(
+        &self,
+        request: &[Message],
+        tools: &[ToolDef],
+        why: &str,
+        mark: &str,
+    ) -> Value {
         json!({
             "model": self.model.name(),
             "tool_mode": self.model.tool_mode(),
@@ -611,7 +622,9 @@ impl Agent {
         // Room for at least a few steps of work beside the first prompt.
         let room = budget.saturating_sub(need);
         if room < budget / 10 {
-            let issue_tokens = self.model.count_tokens(&[Message::user(task.issue.clone())]);
+            let issue_tokens = self
+                .model
+                .count_tokens(&[Message::user(task.issue.clone())]);
             return Err(format!(
                 "the issue does not fit the model's context window: the first prompt takes about \
                  {need} tokens (the issue alone {issue_tokens} tokens, {} bytes), but {} has a \
@@ -686,12 +699,14 @@ impl Agent {
                 break;
             }
         }
-        if !fits(conv) {
-            if let Some((range, summary, stage)) = self.summarise(tools, conv, traj, exchanges, step, target).await {
-                c.summarised = Some(range);
-                c.summary = Some(summary);
-                c.stage = stage.into();
-            }
+        if !fits(conv)
+            && let Some((range, summary, stage)) = self
+                .summarise(tools, conv, traj, exchanges, step, target)
+                .await
+        {
+            c.summarised = Some(range);
+            c.summary = Some(summary);
+            c.stage = stage.into();
         }
         if !fits(conv) {
             c.masked += mask_observations(conv, 0);
@@ -727,7 +742,11 @@ impl Agent {
             return None;
         }
         let middle = &conv[2..tail];
-        let first_step = traj.steps.iter().find(|s| s.kind.is_none()).map_or(1, |s| s.index);
+        let first_step = traj
+            .steps
+            .iter()
+            .find(|s| s.kind.is_none())
+            .map_or(1, |s| s.index);
         let last_step = traj
             .steps
             .iter()
@@ -738,10 +757,14 @@ impl Agent {
             Ok(d) => clip(&drop_build_junk(&d), 6_000),
             Err(e) => format!("(the diff could not be read: {e})"),
         };
-        let tests = traj
-            .test_runs
-            .last()
-            .map(|r| format!("{} ({})\n{}", r.command, r.status, clip(&r.condensed, 1_500)));
+        let tests = traj.test_runs.last().map(|r| {
+            format!(
+                "{} ({})\n{}",
+                r.command,
+                r.status,
+                clip(&r.condensed, 1_500)
+            )
+        });
         // The transcript is cut to fit the summary call's own window.
         let room_chars = target.saturating_mul(2).max(2_000);
         let history = clip(&transcript(middle), room_chars);
@@ -762,12 +785,18 @@ impl Agent {
             let (raw, assistant, usage, cost) = match &result {
                 Ok(t) => {
                     let text = t.content.trim();
-                    if !text.is_empty() && t.finish_reason.as_deref() != Some(SUMMARY_FAILED_MARK)
+                    if !text.is_empty()
+                        && t.finish_reason.as_deref() != Some(SUMMARY_FAILED_MARK)
                         && t.finish_reason.as_deref() != Some(OVERFLOW_MARK)
                     {
                         summary = Some(clip(text, 6_000));
                     }
-                    (t.raw.clone(), json!({"content": t.content}), t.usage, t.cost)
+                    (
+                        t.raw.clone(),
+                        json!({"content": t.content}),
+                        t.usage,
+                        t.cost,
+                    )
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "the summary call failed; mend summarises mechanically");
@@ -812,7 +841,11 @@ impl Agent {
         Some((
             (2, tail),
             summary,
-            if mechanical { "mechanical" } else { "summarised" },
+            if mechanical {
+                "mechanical"
+            } else {
+                "summarised"
+            },
         ))
     }
 }
@@ -888,7 +921,10 @@ fn transcript(messages: &[Message]) -> String {
             Message::System { content } | Message::User { content } => {
                 out.push_str(&format!("[user]\n{}\n\n", clip(content, 2_000)));
             }
-            Message::Assistant { content, tool_calls } => {
+            Message::Assistant {
+                content,
+                tool_calls,
+            } => {
                 out.push_str("[assistant]\n");
                 if !content.trim().is_empty() {
                     out.push_str(&clip(content.trim(), 1_500));
@@ -915,7 +951,10 @@ fn transcript(messages: &[Message]) -> String {
 fn mechanical_summary(messages: &[Message]) -> String {
     let mut answers: HashMap<&str, &str> = HashMap::new();
     for m in messages {
-        if let Message::Tool { call_id, content, .. } = m {
+        if let Message::Tool {
+            call_id, content, ..
+        } = m
+        {
             answers.insert(call_id, content);
         }
     }
@@ -961,15 +1000,24 @@ impl LoopWatch {
     fn see(&mut self, call: &ToolCall, observation: &str) -> LoopVerdict {
         let args = canonical(&call.arguments);
         if observation.starts_with("[timed out") {
-            let n = self.timeouts.entry(format!("{}|{args}", call.name)).or_insert(0);
+            let n = self
+                .timeouts
+                .entry(format!("{}|{args}", call.name))
+                .or_insert(0);
             *n += 1;
             match *n {
-                2 => return LoopVerdict::Nudge { kind: "timeout", times: 2 },
+                2 => {
+                    return LoopVerdict::Nudge {
+                        kind: "timeout",
+                        times: 2,
+                    };
+                }
                 n if n > 2 => return LoopVerdict::Stop,
                 _ => {}
             }
         }
-        self.recent.push(format!("{}|{args}|{observation}", call.name));
+        self.recent
+            .push(format!("{}|{args}|{observation}", call.name));
         if self.recent.len() > 16 {
             self.recent.remove(0);
         }
@@ -977,7 +1025,10 @@ impl LoopWatch {
         let n = r.len();
         let repeats = r.iter().rev().take_while(|s| **s == r[n - 1]).count();
         if repeats == 3 {
-            return LoopVerdict::Nudge { kind: "repeat", times: 3 };
+            return LoopVerdict::Nudge {
+                kind: "repeat",
+                times: 3,
+            };
         }
         if repeats > 3 {
             return LoopVerdict::Stop;
@@ -989,7 +1040,10 @@ impl LoopWatch {
             .count();
         if alternating >= 4 && !self.alternation_nudged {
             self.alternation_nudged = true;
-            return LoopVerdict::Nudge { kind: "alternate", times: alternating + 2 };
+            return LoopVerdict::Nudge {
+                kind: "alternate",
+                times: alternating + 2,
+            };
         }
         if alternating >= 6 {
             return LoopVerdict::Stop;

@@ -474,19 +474,28 @@ const ALIASES: &[&str] = &[
 
 /// The mend tool and arguments an alias call means; `Ok(None)` for a name that is not an
 /// alias, `Err` with what to tell the model when the alias call cannot be mapped.
-fn alias(name: &str, args: &Value, last_viewed: Option<&str>) -> Result<Option<(String, Value)>, String> {
+fn alias(
+    name: &str,
+    args: &Value,
+    last_viewed: Option<&str>,
+) -> Result<Option<(String, Value)>, String> {
     let s = |k: &str| args.get(k).and_then(Value::as_str);
     let get = |k: &str| args.get(k).cloned().unwrap_or(Value::Null);
     let mapped = |tool: &str, v: Value| {
         // Drop the keys the alias had no value for.
         let v = match v {
-            Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+            Value::Object(m) => {
+                Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect())
+            }
             other => other,
         };
         Ok(Some((tool.to_string(), v)))
     };
     match name {
-        "execute_bash" => mapped("bash", json!({"command": get("command"), "timeout": get("timeout")})),
+        "execute_bash" => mapped(
+            "bash",
+            json!({"command": get("command"), "timeout": get("timeout")}),
+        ),
         "finish" => mapped(
             "submit",
             json!({"summary": args.get("message").or_else(|| args.get("summary")).cloned().unwrap_or(Value::Null)}),
@@ -500,7 +509,11 @@ fn alias(name: &str, args: &Value, last_viewed: Option<&str>) -> Result<Option<(
                         Some(r) if r.len() == 2 => {
                             // -1 as the end means "to the end of the file".
                             let end = r[1].clone();
-                            let end = if end.as_i64() == Some(-1) { Value::Null } else { end };
+                            let end = if end.as_i64() == Some(-1) {
+                                Value::Null
+                            } else {
+                                end
+                            };
                             (r[0].clone(), end)
                         }
                         _ => (Value::Null, Value::Null),
@@ -543,15 +556,18 @@ fn alias(name: &str, args: &Value, last_viewed: Option<&str>) -> Result<Option<(
                 return Err(format!("{name} needs `search_term`"));
             };
             // SWE-agent searches for the literal text, mend's search takes a regex.
-            mapped("search", json!({"pattern": regex::escape(term), "path": get(key)}))
+            mapped(
+                "search",
+                json!({"pattern": regex::escape(term), "path": get(key)}),
+            )
         }
         "open" => {
-            let line = match int_arg(args, "line_number") {
-                Ok(l) => l,
-                Err(e) => return Err(e),
-            };
+            let line = int_arg(args, "line_number")?;
             let start = line.map(|l| (l - 50).max(1));
-            mapped("view", json!({"path": get("path"), "start": start, "end": start.map(|s| s + 99)}))
+            mapped(
+                "view",
+                json!({"path": get("path"), "start": start, "end": start.map(|s| s + 99)}),
+            )
         }
         "goto" => {
             let Some(path) = last_viewed else {
@@ -560,7 +576,10 @@ fn alias(name: &str, args: &Value, last_viewed: Option<&str>) -> Result<Option<(
             match int_arg(args, "line_number") {
                 Ok(Some(l)) => {
                     let start = (l - 50).max(1);
-                    mapped("view", json!({"path": path, "start": start, "end": start + 99}))
+                    mapped(
+                        "view",
+                        json!({"path": path, "start": start, "end": start + 99}),
+                    )
                 }
                 Ok(None) => Err("goto needs `line_number`".into()),
                 Err(e) => Err(e),
@@ -583,14 +602,24 @@ fn int_arg(args: &Value, key: &str) -> Result<Option<i64>, String> {
             .as_i64()
             // Past i64: as far as any file goes.
             .or_else(|| n.as_u64().map(|_| i64::MAX))
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+                    .map(|f| f as i64)
+            })
             .map(Some)
             .ok_or_else(|| format!("`{key}` must be a whole number, not {n}")),
         Some(Value::String(t)) => match t.trim().parse::<i64>() {
             Ok(n) => Ok(Some(n)),
-            Err(_) => Err(format!("`{key}` must be a whole number, not {:?}", clip(t, 40))),
+            Err(_) => Err(format!(
+                "`{key}` must be a whole number, not {:?}",
+                clip(t, 40)
+            )),
         },
-        Some(other) => Err(format!("`{key}` must be a whole number, not {}", json_kind(other))),
+        Some(other) => Err(format!(
+            "`{key}` must be a whole number, not {}",
+            json_kind(other)
+        )),
     }
 }
 
@@ -612,7 +641,9 @@ fn view_range(args: &Value, total: usize) -> Result<(usize, usize), String> {
         return Err(format!("start={start} is past the end"));
     }
     if end + 1 < start {
-        return Err(format!("start={start} is after end={end}; pass start <= end"));
+        return Err(format!(
+            "start={start} is after end={end}; pass start <= end"
+        ));
     }
     Ok((start, end))
 }
@@ -621,9 +652,12 @@ fn view_range(args: &Value, total: usize) -> Result<(usize, usize), String> {
 fn bad_string(args: &Value) -> Option<String> {
     let Value::Object(m) = args else { return None };
     m.iter().find_map(|(k, v)| {
-        v.as_str()
-            .filter(|s| s.contains('\0'))
-            .map(|_| format!("the argument `{}` holds a NUL byte; no path or command can", clip(k, 40)))
+        v.as_str().filter(|s| s.contains('\0')).map(|_| {
+            format!(
+                "the argument `{}` holds a NUL byte; no path or command can",
+                clip(k, 40)
+            )
+        })
     })
 }
 

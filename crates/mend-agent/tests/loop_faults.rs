@@ -116,7 +116,11 @@ async fn an_overflow_is_summarised_the_run_goes_on_and_the_trajectory_replays() 
         },
         "the overflow did not end the run"
     );
-    assert!(out.patch.contains("+    return 3.14 * r * r"), "{}", out.patch);
+    assert!(
+        out.patch.contains("+    return 3.14 * r * r"),
+        "{}",
+        out.patch
+    );
 
     let requests = server.requests();
     assert_eq!(requests.len(), 8);
@@ -125,9 +129,18 @@ async fn an_overflow_is_summarised_the_run_goes_on_and_the_trajectory_replays() 
     let msgs = summary_req["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1, "{summary_req}");
     let text = msgs[0]["content"].as_str().unwrap();
-    assert!(text.contains("<history>") && text.contains("echo one"), "{text}");
-    assert!(text.contains("+    return 3.14 * r * r"), "the diff is in: {text}");
-    assert!(summary_req.get("tools").is_none(), "no tools offered: {summary_req}");
+    assert!(
+        text.contains("<history>") && text.contains("echo one"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+    return 3.14 * r * r"),
+        "the diff is in: {text}"
+    );
+    assert!(
+        summary_req.get("tools").is_none(),
+        "no tools offered: {summary_req}"
+    );
     // The retried step: shorter than what overflowed, the issue kept, the summary in,
     // the last two turns kept.
     let (before, after) = (body(&server, 5), body(&server, 7));
@@ -138,7 +151,10 @@ async fn an_overflow_is_summarised_the_run_goes_on_and_the_trajectory_replays() 
     assert!(na < nb, "{na} vs {nb} messages");
     let after_text = after["messages"].to_string();
     assert!(after_text.contains("area() of a circle is wrong"));
-    assert!(after_text.contains("geo.py line 2 was fixed"), "{after_text}");
+    assert!(
+        after_text.contains("geo.py line 2 was fixed"),
+        "{after_text}"
+    );
     assert!(after_text.contains("echo three"), "the last turn is kept");
     assert!(!after_text.contains("echo one"), "the middle is summarised");
 
@@ -152,7 +168,16 @@ async fn an_overflow_is_summarised_the_run_goes_on_and_the_trajectory_replays() 
     let kinds: Vec<Option<CallKind>> = t.steps.iter().map(|s| s.kind).collect();
     assert_eq!(
         kinds,
-        vec![None, None, None, None, None, Some(CallKind::Overflow), Some(CallKind::Summary), None]
+        vec![
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(CallKind::Overflow),
+            Some(CallKind::Summary),
+            None
+        ]
     );
 
     // Replaying the written trajectory reproduces the run: the same requests, the same
@@ -168,9 +193,15 @@ async fn an_overflow_is_summarised_the_run_goes_on_and_the_trajectory_replays() 
     assert_eq!(again.exit, out.exit);
     assert_eq!(replay.remaining(), 0);
     // The same condensation (token counts differ by the temporary directory's name).
-    let (x, y) = (&again.trajectory.condensations, &out.trajectory.condensations);
+    let (x, y) = (
+        &again.trajectory.condensations,
+        &out.trajectory.condensations,
+    );
     assert_eq!(x.len(), 1);
-    assert_eq!((&x[0].stage, &x[0].summary, x[0].summarised), (&y[0].stage, &y[0].summary, y[0].summarised));
+    assert_eq!(
+        (&x[0].stage, &x[0].summary, x[0].summarised),
+        (&y[0].stage, &y[0].summary, y[0].summarised)
+    );
     assert_eq!(again.patch, out.patch);
 }
 
@@ -189,7 +220,11 @@ async fn when_the_summary_call_overflows_too_mend_summarises_mechanically() {
     .await;
     let a = agent(model(&server, ToolMode::Native, 100_000));
     let out = run(&a, sandbox(dir.path(), &base), None).await;
-    assert!(matches!(out.exit, ExitStatus::Submitted { .. }), "{:?}", out.exit);
+    assert!(
+        matches!(out.exit, ExitStatus::Submitted { .. }),
+        "{:?}",
+        out.exit
+    );
     let c = &out.trajectory.condensations;
     assert_eq!(c.len(), 1, "{c:?}");
     assert_eq!(c[0].stage, "mechanical");
@@ -223,9 +258,18 @@ async fn old_observations_are_masked_in_chunks_so_the_prefix_stays_put() {
     // A window where a handful of these observations pass the budget.
     let a = agent(model(&server, ToolMode::Native, 9_000));
     let out = run(&a, sandbox(dir.path(), &base), None).await;
-    assert!(matches!(out.exit, ExitStatus::Submitted { .. }), "{:?}", out.exit);
+    assert!(
+        matches!(out.exit, ExitStatus::Submitted { .. }),
+        "{:?}",
+        out.exit
+    );
     let c = &out.trajectory.condensations;
-    assert!(!c.is_empty() && c.iter().all(|c| c.stage == "masked" && c.trigger == "budget"), "{c:?}");
+    assert!(
+        !c.is_empty()
+            && c.iter()
+                .all(|c| c.stage == "masked" && c.trigger == "budget"),
+        "{c:?}"
+    );
     // Between two maskings the requests only grow: each one starts with the one before.
     let reqs: Vec<Vec<Value>> = server
         .requests()
@@ -236,8 +280,16 @@ async fn old_observations_are_masked_in_chunks_so_the_prefix_stays_put() {
         .windows(2)
         .filter(|w| w[1].len() < w[0].len() || w[1][..w[0].len()] != w[0][..])
         .count();
-    assert_eq!(changed_prefix, c.len(), "the prefix changed only at a masking");
-    assert!(c.len() <= 3, "masking happened in chunks, not every few steps: {}", c.len());
+    assert_eq!(
+        changed_prefix,
+        c.len(),
+        "the prefix changed only at a masking"
+    );
+    assert!(
+        c.len() <= 3,
+        "masking happened in chunks, not every few steps: {}",
+        c.len()
+    );
     // The budget leaves room for the reply and the tools: no request passed it.
     let budget = a.prompt_budget(&Toolbox::specs(&a.prompts));
     assert!(budget < 9_000 - 512, "{budget}");
@@ -255,7 +307,11 @@ async fn empty_and_garbage_replies_are_asked_again_but_never_kept() {
     .await;
     let a = agent(model(&server, ToolMode::Native, 100_000));
     let out = run(&a, sandbox(dir.path(), &base), None).await;
-    assert!(matches!(out.exit, ExitStatus::Submitted { .. }), "{:?}", out.exit);
+    assert!(
+        matches!(out.exit, ExitStatus::Submitted { .. }),
+        "{:?}",
+        out.exit
+    );
     for i in 0..4 {
         let msgs = body(&server, i)["messages"].as_array().unwrap().clone();
         for m in &msgs {
@@ -265,7 +321,10 @@ async fn empty_and_garbage_replies_are_asked_again_but_never_kept() {
                     !content.trim().is_empty() || m.get("tool_calls").is_some(),
                     "request {i} holds an empty assistant message: {m}"
                 );
-                assert!(!content.contains("the bug is in geo.py"), "garbage kept in request {i}");
+                assert!(
+                    !content.contains("the bug is in geo.py"),
+                    "garbage kept in request {i}"
+                );
             }
         }
     }
@@ -273,11 +332,22 @@ async fn empty_and_garbage_replies_are_asked_again_but_never_kept() {
     // reply comes, the note is gone.
     let second = body(&server, 1)["messages"].as_array().unwrap().clone();
     assert_eq!(second.len(), 2, "{second:?}");
-    assert!(second[1]["content"].as_str().unwrap().contains("reply was empty"));
+    assert!(
+        second[1]["content"]
+            .as_str()
+            .unwrap()
+            .contains("reply was empty")
+    );
     let third = body(&server, 2)["messages"].to_string();
-    assert!(third.contains("began: \\\"I think the bug is in geo.py.\\\""), "{third}");
+    assert!(
+        third.contains("began: \\\"I think the bug is in geo.py.\\\""),
+        "{third}"
+    );
     let fourth = body(&server, 3)["messages"].to_string();
-    assert!(!fourth.contains("could not be run") && !fourth.contains("no tool call"), "{fourth}");
+    assert!(
+        !fourth.contains("could not be run") && !fourth.contains("no tool call"),
+        "{fourth}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,9 +371,16 @@ async fn unknown_tools_count_as_bad_replies_and_stop_the_run() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(server.requests().len(), 5, "a good reply reset the counter once");
+    assert_eq!(
+        server.requests().len(),
+        5,
+        "a good reply reset the counter once"
+    );
     let last = body(&server, 4)["messages"].to_string();
-    assert!(!last.contains("open_sesame\",\"arguments"), "unknown calls are not kept: {last}");
+    assert!(
+        !last.contains("open_sesame\",\"arguments"),
+        "unknown calls are not kept: {last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +401,11 @@ async fn swe_agent_and_openhands_tool_names_run_as_mends_tools() {
     .await;
     let a = agent(model(&server, ToolMode::Native, 100_000));
     let out = run(&a, sandbox(dir.path(), &base), None).await;
-    assert!(matches!(out.exit, ExitStatus::Submitted { .. }), "{:?}", out.exit);
+    assert!(
+        matches!(out.exit, ExitStatus::Submitted { .. }),
+        "{:?}",
+        out.exit
+    );
     let obs: Vec<String> = out
         .trajectory
         .steps
@@ -335,10 +416,18 @@ async fn swe_agent_and_openhands_tool_names_run_as_mends_tools() {
     assert!(obs[1].contains("from-execute-bash"), "{}", obs[1]);
     assert!(obs[2].contains("thought is noted"), "{}", obs[2]);
     assert!(obs[3].contains("geo.py:2:"), "{}", obs[3]);
-    assert!(obs[4].contains("    40\tline 40") && obs[4].contains("notes.txt"), "{}", obs[4]);
+    assert!(
+        obs[4].contains("    40\tline 40") && obs[4].contains("notes.txt"),
+        "{}",
+        obs[4]
+    );
     assert!(obs[5].contains("     5\tline 5"), "{}", obs[5]);
     assert!(obs[6].contains("./geo.py"), "{}", obs[6]);
-    assert!(out.patch.contains("+    return 3.14 * r * r"), "{}", out.patch);
+    assert!(
+        out.patch.contains("+    return 3.14 * r * r"),
+        "{}",
+        out.patch
+    );
     assert!(out.patch.contains("circle.py"), "{}", out.patch);
     assert_eq!(server.requests().len(), 10);
 }
@@ -357,7 +446,11 @@ async fn text_mode_edits_carry_multi_line_code() {
     let a = agent(model(&server, ToolMode::Text, 100_000));
     let sb = sandbox(dir.path(), &base);
     let out = run(&a, sb.clone(), None).await;
-    assert!(matches!(out.exit, ExitStatus::Submitted { .. }), "{:?}", out.exit);
+    assert!(
+        matches!(out.exit, ExitStatus::Submitted { .. }),
+        "{:?}",
+        out.exit
+    );
     let geo = String::from_utf8(sb.read_file("geo.py").await.unwrap()).unwrap();
     assert_eq!(
         geo,
@@ -368,7 +461,12 @@ async fn text_mode_edits_carry_multi_line_code() {
     // The system prompt teaches the function format; the model's own block goes back to it
     // once (not with a JSON copy appended).
     let req = body(&server, 1);
-    assert!(req["messages"][0]["content"].as_str().unwrap().contains("<function=edit>"));
+    assert!(
+        req["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("<function=edit>")
+    );
     let assistant = req["messages"][2]["content"].as_str().unwrap();
     assert_eq!(assistant.matches("<function=edit>").count(), 1);
     assert!(!assistant.contains("```action"), "{assistant}");
@@ -408,7 +506,12 @@ async fn alternating_actions_are_nudged_once_then_stopped() {
 async fn the_same_command_timing_out_again_is_nudged_then_stopped() {
     let (dir, base) = repo();
     // The output differs each time (a timestamp), so it is never an exact repeat.
-    let slow = || call("bash", json!({"command": "date +%s%N; sleep 30", "timeout": 1}));
+    let slow = || {
+        call(
+            "bash",
+            json!({"command": "date +%s%N; sleep 30", "timeout": 1}),
+        )
+    };
     let server = TestServer::start(vec![
         slow(),
         call("view", json!({"path": "geo.py"})),
@@ -427,7 +530,10 @@ async fn the_same_command_timing_out_again_is_nudged_then_stopped() {
         .flat_map(|s| s.actions.iter().map(|a| a.observation.clone()))
         .collect();
     assert!(obs[0].starts_with("[timed out"), "{}", obs[0]);
-    assert!(!obs[0].contains("timed out 2 times") && obs[2].contains("has now timed out 2 times"), "{obs:?}");
+    assert!(
+        !obs[0].contains("timed out 2 times") && obs[2].contains("has now timed out 2 times"),
+        "{obs:?}"
+    );
     assert_eq!(server.requests().len(), 4);
 }
 
@@ -436,15 +542,51 @@ async fn tool_arguments_no_tool_can_take_are_answered_never_panic() {
     let (dir, base) = repo();
     let mut tools = Toolbox::new(sandbox(dir.path(), &base), None, None);
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("view", json!({"path": "notes.txt", "start": 10, "end": 3}), "start=10 is after end=3"),
-        ("view", json!({"path": "notes.txt", "start": 30, "end": 1}), "start=30 is after end=1"),
-        ("view", json!({"path": "notes.txt", "start": -4}), "start=-4 is negative"),
-        ("view", json!({"path": "notes.txt", "start": u64::MAX}), "is past the end"),
-        ("view", json!({"path": "notes.txt", "start": 9_223_372_036_854_775_807i64, "end": 9_223_372_036_854_775_807i64}), "is past the end"),
-        ("view", json!({"path": "notes.txt", "start": "7", "end": "8"}), "     8\tline 8"),
-        ("view", json!({"path": "notes.txt", "start": 49.0, "end": -1}), "    50\tline 50"),
-        ("view", json!({"path": "notes.txt", "start": 1.5}), "must be a whole number"),
-        ("view", json!({"path": "notes.txt", "start": [1]}), "must be a whole number, not an array"),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": 10, "end": 3}),
+            "start=10 is after end=3",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": 30, "end": 1}),
+            "start=30 is after end=1",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": -4}),
+            "start=-4 is negative",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": u64::MAX}),
+            "is past the end",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": 9_223_372_036_854_775_807i64, "end": 9_223_372_036_854_775_807i64}),
+            "is past the end",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": "7", "end": "8"}),
+            "     8\tline 8",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": 49.0, "end": -1}),
+            "    50\tline 50",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": 1.5}),
+            "must be a whole number",
+        ),
+        (
+            "view",
+            json!({"path": "notes.txt", "start": [1]}),
+            "must be a whole number, not an array",
+        ),
         ("view", json!({"path": 7}), "view needs a `path`"),
         ("view", json!({}), "view needs a `path`"),
         ("view", json!({"path": "a\u{0}b"}), "NUL byte"),
@@ -452,18 +594,50 @@ async fn tool_arguments_no_tool_can_take_are_answered_never_panic() {
         ("view", json!({"path": "../../etc/passwd"}), ""),
         ("view", json!(["notes.txt"]), "must be one JSON object"),
         ("bash", json!({"command": "echo hi", "timeout": -5}), "hi"),
-        ("bash", json!({"command": "echo hi", "timeout": "soon"}), "must be a whole number"),
+        (
+            "bash",
+            json!({"command": "echo hi", "timeout": "soon"}),
+            "must be a whole number",
+        ),
         ("bash", json!({"command": ["ls"]}), "bash needs a `command`"),
         ("bash", json!({"command": "echo \u{0}"}), "NUL byte"),
-        ("edit", json!({"mode": "insert", "path": "geo.py", "line": -1, "new_text": "x"}), "must be 0 or more"),
-        ("edit", json!({"mode": "insert", "path": "geo.py", "line": u64::MAX, "new_text": "# x"}), "past the end"),
-        ("edit", json!({"mode": "replace", "path": "geo.py", "old_text": 3, "new_text": "y"}), "replace needs"),
-        ("edit", json!({"mode": "teleport", "path": "geo.py"}), "edit needs `mode`"),
+        (
+            "edit",
+            json!({"mode": "insert", "path": "geo.py", "line": -1, "new_text": "x"}),
+            "must be 0 or more",
+        ),
+        (
+            "edit",
+            json!({"mode": "insert", "path": "geo.py", "line": u64::MAX, "new_text": "# x"}),
+            "past the end",
+        ),
+        (
+            "edit",
+            json!({"mode": "replace", "path": "geo.py", "old_text": 3, "new_text": "y"}),
+            "replace needs",
+        ),
+        (
+            "edit",
+            json!({"mode": "teleport", "path": "geo.py"}),
+            "edit needs `mode`",
+        ),
         ("search", json!({"pattern": "(unclosed"}), "search failed"),
         ("search", json!({"pattern": 12}), "search needs"),
-        ("str_replace_editor", json!({"command": "explode", "path": "geo.py"}), "needs `command`"),
-        ("str_replace_editor", json!({"path": "geo.py"}), "needs `command`"),
-        ("goto", json!({"line_number": "x"}), "must be a whole number"),
+        (
+            "str_replace_editor",
+            json!({"command": "explode", "path": "geo.py"}),
+            "needs `command`",
+        ),
+        (
+            "str_replace_editor",
+            json!({"path": "geo.py"}),
+            "needs `command`",
+        ),
+        (
+            "goto",
+            json!({"line_number": "x"}),
+            "must be a whole number",
+        ),
         ("find_file", json!({}), "needs `file_name`"),
         ("run_tests", json!({"target": 5}), "no test command"),
         ("no_such_tool", json!({}), "unknown tool `no_such_tool`"),
@@ -492,7 +666,10 @@ async fn an_issue_too_big_for_the_window_is_refused_with_the_sizes() {
     };
     let e = a.check_fits(&huge).unwrap_err();
     assert!(e.contains("does not fit the model's context window"), "{e}");
-    assert!(e.contains("5600000 bytes") && e.contains("window of 8192 tokens"), "{e}");
+    assert!(
+        e.contains("5600000 bytes") && e.contains("window of 8192 tokens"),
+        "{e}"
+    );
     let fine = TaskInput {
         issue: "a small issue".into(),
         ..TaskInput::default()

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
-use std::panic::AssertUnwindSafe;
 use mend_agent::trajectory::TrajectoryWriter;
 use mend_agent::{
     Agent, AgentConfig, ContextOptions, Event, ExitStatus, Prompts, RepoContext, TaskInput,
@@ -29,6 +28,7 @@ use mend_index::{Index, IndexOptions};
 use mend_llm::{Ledger, Limits, Model};
 use mend_sandbox::{DockerConfig, DockerEngine, DockerSandbox, Exec, Sandbox, UserChoice};
 use serde::{Deserialize, Serialize};
+use std::panic::AssertUnwindSafe;
 use tokio::sync::watch;
 
 use crate::SwebenchError;

@@ -357,10 +357,12 @@ async fn an_instance_that_panics_is_an_error_and_the_others_go_on() {
         .unwrap();
     assert_eq!((bad.state.as_str(), bad.exit.as_str()), ("error", "panic"));
     assert!(bad.detail.contains("injected: a bug"), "{}", bad.detail);
-    let log = std::fs::read_to_string(
-        run.run_dir.join("logs").join("mendtest__calc-2.log"),
-    )
-    .unwrap();
+    let log =
+        std::fs::read_to_string(run.run_dir.join("logs").join("mendtest__calc-2.log")).unwrap();
     assert!(log.contains("error: the run panicked: injected"), "{log}");
-    assert_eq!(containers_with_label(&run_id), 0, "the panicking instance's container is gone");
+    assert_eq!(
+        containers_with_label(&run_id),
+        0,
+        "the panicking instance's container is gone"
+    );
 }

@@ -104,8 +104,16 @@ pub async fn run(
     let model = crate::model::build(&args.model, cfg.model.as_ref(), limits)?;
     eprintln!("model: {}", model.name());
     // An issue too big for the window is refused before any sandbox is made.
-    let probe = TaskInput { issue: issue.text.clone(), ..Default::default() };
-    let fits = Agent { model: model.clone(), prompts: Prompts::builtin()?, config: AgentConfig::default() }.check_fits(&probe);
+    let probe = TaskInput {
+        issue: issue.text.clone(),
+        ..Default::default()
+    };
+    let fits = Agent {
+        model: model.clone(),
+        prompts: Prompts::builtin()?,
+        config: AgentConfig::default(),
+    }
+    .check_fits(&probe);
     fits.map_err(anyhow::Error::msg)?;
     let sandbox_kind = args
         .sandbox
@@ -155,7 +163,12 @@ pub async fn run(
     }
     config.network = args.network;
     // A replay condenses where the recorded run did: with its prompt budget.
-    if let Some(t) = args.model.replay.as_deref().and_then(|p| Trajectory::load(p).ok()) {
+    if let Some(t) = args
+        .model
+        .replay
+        .as_deref()
+        .and_then(|p| Trajectory::load(p).ok())
+    {
         config.prompt_budget = t.prompt_budget;
     }
     let agent = Agent {

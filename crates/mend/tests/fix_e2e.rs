@@ -325,7 +325,10 @@ async fn text_action_mode_for_models_without_tool_calls() {
     let retry = run.requests[2].to_string();
     assert!(retry.contains("could not be run"), "{retry}");
     let last = run.requests.last().unwrap().to_string();
-    assert!(!last.contains("could not be run") && !last.contains("No block here"), "{last}");
+    assert!(
+        !last.contains("could not be run") && !last.contains("No block here"),
+        "{last}"
+    );
     assert!(run.patch.unwrap().contains("+    return len(text.split())"));
 }
 
@@ -605,8 +608,14 @@ async fn an_issue_too_big_for_the_window_is_refused_before_any_sandbox() {
     let run = run_fix(repo.path(), "docker", vec![], &["--issue", &issue_arg]).await;
     assert_ne!(run.code(), Some(0), "{}", run.stderr());
     let err = run.stderr();
-    assert!(err.contains("does not fit the model's context window"), "{err}");
-    assert!(err.contains("bytes") && err.contains("window of 32768 tokens"), "{err}");
+    assert!(
+        err.contains("does not fit the model's context window"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bytes") && err.contains("window of 32768 tokens"),
+        "{err}"
+    );
     assert!(!err.contains("sandbox:"), "a sandbox was made: {err}");
     assert!(run.requests.is_empty(), "the model was called");
     assert!(containers_of(run.pid).is_empty());
