@@ -620,3 +620,76 @@ async fn an_issue_too_big_for_the_window_is_refused_before_any_sandbox() {
     assert!(run.requests.is_empty(), "the model was called");
     assert!(containers_of(run.pid).is_empty());
 }
+
+both_sandboxes!(an_overflow_is_condensed_and_the_run_replays, |sandbox| {
+    let repo = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", repo.path());
+    let thinking = |r: Reply| {
+        r.edit_json(|b| {
+            b["choices"][0]["message"]["content"] =
+                json!("I am reading the code carefully. ".repeat(100));
+        })
+    };
+    let bash = |cmd: &str| thinking(Reply::tool_calls(&[("bash", json!({"command": cmd}))]));
+    let overflow = Reply::json(
+        400,
+        json!({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 8400 tokens.",
+                         "type": "invalid_request_error", "code": "context_length_exceeded"}}),
+    );
+    let script = vec![
+        thinking(view_stats()),
+        bash("echo one"),
+        bash("echo two"),
+        thinking(edit(BUGGY, FIXED)),
+        bash("echo three"),
+        overflow,
+        Reply::text("word_count split on single spaces; fixed with split(). Next: submit."),
+        submit(),
+    ];
+    let run = run_fix(repo.path(), sandbox, script, &[]).await;
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let traj = run.trajectory.unwrap();
+    let c = traj["condensations"].as_array().unwrap();
+    assert_eq!(c.len(), 1, "{traj}");
+    assert_eq!(c[0]["stage"], "summarised");
+    assert!(c[0]["summary"].as_str().unwrap().contains("Next: submit"));
+    assert!(c[0]["tokens_after"].as_u64() < c[0]["tokens_before"].as_u64());
+    let kinds: Vec<&str> = traj["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap_or("step"))
+        .collect();
+    assert_eq!(kinds[5..], ["overflow", "summary", "step"]);
+
+    let saved = tempfile::tempdir().unwrap();
+    let recording = saved.path().join("run.traj.json");
+    std::fs::write(&recording, traj.to_string()).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", fresh.path());
+    let again = saved.path().join("again.traj.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(["fix", "--repo"])
+        .arg(fresh.path())
+        .arg("--issue")
+        .arg(format!(
+            "@{}",
+            support::fixtures().join("textkit/issue.md").display()
+        ))
+        .args(["--sandbox", sandbox, "--replay"])
+        .arg(&recording)
+        .arg("--trajectory")
+        .arg(&again)
+        .arg("--out")
+        .arg(saved.path().join("replayed.patch"))
+        .env("XDG_CONFIG_HOME", saved.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    assert_eq!(again["condensations"][0]["stage"], "summarised");
+    assert_eq!(again["condensations"][0]["summary"], c[0]["summary"]);
+    assert_eq!(again["patch"], traj["patch"]);
+});
