@@ -366,3 +366,27 @@ async fn an_instance_that_panics_is_an_error_and_the_others_go_on() {
         "the panicking instance's container is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_issue_too_big_for_the_window_is_refused_before_its_container() {
+    let (image, commit) = calc_image().await;
+    let server = TestServer::with_handler(answer).await;
+    let out = tempfile::tempdir().unwrap();
+    let run_id = format!("huge-{}", std::process::id());
+    let mut ds = instances(&commit, 2);
+    ds[1].problem_statement = "add() subtracts; the log follows.\n".repeat(150_000);
+    let opts = options(&server, &image, ds, out.path(), &run_id);
+    let run = run_agent(opts).await.unwrap();
+    let s = &run.summary;
+    assert_eq!((s.done, s.errors), (1, 1), "{s:?}");
+    let huge = &s.instances.iter().find(|r| r.instance_id == "mendtest__calc-2").unwrap();
+    assert!(huge.detail.contains("does not fit the model's context window"), "{}", huge.detail);
+    assert!(huge.detail.contains("bytes"), "{}", huge.detail);
+    assert_eq!(huge.image, None, "refused before its image and container");
+    let issues_sent: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.json()["messages"][1]["content"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(issues_sent.iter().all(|i| !i.contains("the log follows")), "the model was called for it");
+}
