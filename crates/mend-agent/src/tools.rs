@@ -648,14 +648,43 @@ fn view_range(args: &Value, total: usize) -> Result<(usize, usize), String> {
     Ok((start, end))
 }
 
-/// A string argument no tool can take (a NUL byte, which no path or command may hold).
+/// A string argument no tool can take: a NUL byte (no path or command can hold one), a
+/// path longer than any file system takes, or a command or pattern past what one
+/// process argument may hold (128 KiB on Linux). File contents may be any length.
 fn bad_string(args: &Value) -> Option<String> {
+    const PATH_MAX: usize = 4096;
+    const ARG_MAX: usize = 100_000;
     let Value::Object(m) = args else { return None };
     m.iter().find_map(|(k, v)| {
-        v.as_str().filter(|s| s.contains('\0')).map(|_| {
+        let s = v.as_str()?;
+        let key = clip(k, 40);
+        if s.contains('\0') {
+            return Some(format!(
+                "the argument `{key}` holds a NUL byte; no path or command can"
+            ));
+        }
+        let content = matches!(
+            k.as_str(),
+            "new_text"
+                | "old_text"
+                | "file_text"
+                | "new_str"
+                | "old_str"
+                | "summary"
+                | "message"
+                | "thought"
+        );
+        if k.contains("path") && s.len() > PATH_MAX {
+            return Some(format!(
+                "the argument `{key}` is {} bytes long; paths are at most {PATH_MAX}",
+                s.len()
+            ));
+        }
+        (!content && s.len() > ARG_MAX).then(|| {
             format!(
-                "the argument `{}` holds a NUL byte; no path or command can",
-                clip(k, 40)
+                "the argument `{key}` is {} bytes long, more than a command line can take \
+                 ({ARG_MAX}); write long scripts to a file with `edit` and run the file",
+                s.len()
             )
         })
     })

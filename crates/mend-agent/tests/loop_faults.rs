@@ -642,7 +642,28 @@ async fn tool_arguments_no_tool_can_take_are_answered_never_panic() {
         ("run_tests", json!({"target": 5}), "no test command"),
         ("no_such_tool", json!({}), "unknown tool `no_such_tool`"),
     ];
-    for (name, args, want) in cases {
+    let long_path = "d/".repeat(3_000);
+    let long_command = format!("echo {}", "x".repeat(200_000));
+    let long_text = "# a comment\n".repeat(20_000);
+    let more: Vec<(&str, Value, &str)> = vec![
+        ("view", json!({"path": long_path}), "paths are at most 4096"),
+        (
+            "bash",
+            json!({"command": long_command}),
+            "more than a command line can take",
+        ),
+        (
+            "search",
+            json!({"pattern": "y".repeat(150_000)}),
+            "more than a command line can take",
+        ),
+        (
+            "edit",
+            json!({"mode": "create", "path": "big.py", "new_text": long_text}),
+            "created big.py",
+        ),
+    ];
+    for (name, args, want) in cases.into_iter().chain(more) {
         let got = match tools.run(name, &args).await {
             Ok(ToolResult::Observation(o)) => o,
             other => panic!("{name} {args}: {other:?}"),
@@ -653,6 +674,11 @@ async fn tool_arguments_no_tool_can_take_are_answered_never_panic() {
         String::from_utf8(tools.sandbox().read_file("geo.py").await.unwrap()).unwrap(),
         BUGGY,
         "no bad argument changed a file"
+    );
+    // Long file contents are not arguments of a command line: they are written whole.
+    assert_eq!(
+        tools.sandbox().read_file("big.py").await.unwrap().len(),
+        "# a comment\n".len() * 20_000
     );
 }
 

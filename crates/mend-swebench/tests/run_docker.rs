@@ -379,14 +379,31 @@ async fn an_issue_too_big_for_the_window_is_refused_before_its_container() {
     let run = run_agent(opts).await.unwrap();
     let s = &run.summary;
     assert_eq!((s.done, s.errors), (1, 1), "{s:?}");
-    let huge = &s.instances.iter().find(|r| r.instance_id == "mendtest__calc-2").unwrap();
-    assert!(huge.detail.contains("does not fit the model's context window"), "{}", huge.detail);
+    let huge = &s
+        .instances
+        .iter()
+        .find(|r| r.instance_id == "mendtest__calc-2")
+        .unwrap();
+    assert!(
+        huge.detail
+            .contains("does not fit the model's context window"),
+        "{}",
+        huge.detail
+    );
     assert!(huge.detail.contains("bytes"), "{}", huge.detail);
     assert_eq!(huge.image, None, "refused before its image and container");
     let issues_sent: Vec<String> = server
         .requests()
         .iter()
-        .map(|r| r.json()["messages"][1]["content"].as_str().unwrap_or("").to_string())
+        .map(|r| {
+            r.json()["messages"][1]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
-    assert!(issues_sent.iter().all(|i| !i.contains("the log follows")), "the model was called for it");
+    assert!(
+        issues_sent.iter().all(|i| !i.contains("the log follows")),
+        "the model was called for it"
+    );
 }
