@@ -27,7 +27,8 @@ pub struct FixArgs {
     /// With a GitHub issue URL and no --repo, that issue's repository is cloned.
     #[arg(long)]
     pub repo: Option<String>,
-    /// The issue: text, @FILE, or a GitHub issue URL (fetched over the REST API; GITHUB_TOKEN when set).
+    /// The issue: text, @FILE, or a GitHub issue URL (fetched over the REST API; GITHUB_TOKEN
+    /// when set). Enterprise hosts: name the API with --github-api or `github_hosts`.
     #[arg(long)]
     pub issue: String,
     /// Revision to start from.
@@ -100,7 +101,13 @@ pub async fn run(
     }
     let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
     let issue = issue::load(&issue_arg, token.as_deref()).await?;
-    let repo = resolve_repo(args.repo.as_deref(), issue.repo.as_deref())?;
+    // Cloned from the host the issue URL named (github.com or the Enterprise host).
+    let clone_url = issue
+        .repo
+        .as_deref()
+        .zip(issue::web_base(&args.issue))
+        .map(|(r, web)| format!("{web}/{r}.git"));
+    let repo = resolve_repo(args.repo.as_deref(), clone_url.as_deref())?;
     let base = workspace::resolve_rev(&repo, &args.rev)?;
     deliver::preflight(
         &repo,
@@ -404,7 +411,7 @@ fn resolve_repo(arg: Option<&str>, from_issue: Option<&str>) -> anyhow::Result<P
         }
         (Some(a), _) if a.contains("://") || a.starts_with("git@") => a.to_string(),
         (Some(a), _) => bail!("--repo {a}: no such directory, and not a URL"),
-        (None, Some(r)) => format!("https://github.com/{r}.git"),
+        (None, Some(url)) => url.to_string(),
         (None, None) => std::env::current_dir()?.display().to_string(),
     };
     if Path::new(&url).exists() {

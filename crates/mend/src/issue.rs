@@ -54,6 +54,19 @@ impl IssueArg {
     }
 }
 
+/// `scheme://host` of an issue URL, where its repository can be cloned from.
+pub fn web_base(url: &str) -> Option<String> {
+    let url = url.trim();
+    let scheme = if url.starts_with("https://") {
+        "https"
+    } else if url.starts_with("http://") {
+        "http"
+    } else {
+        return None;
+    };
+    Some(format!("{scheme}://{}", host_of(url)?))
+}
+
 fn host_of(url: &str) -> Option<String> {
     let rest = url
         .strip_prefix("https://")
@@ -303,6 +316,10 @@ mod tests {
         assert_eq!(
             parse("add() returns the difference").unwrap(),
             IssueArg::Text("add() returns the difference".into())
+        );
+        assert_eq!(
+            web_base("https://ghe.example.com/a/b/issues/1").as_deref(),
+            Some("https://ghe.example.com")
         );
         let err = parse("https://github.com/psf/requests/pull/1").unwrap_err();
         assert!(err.to_string().contains("not a GitHub issue URL"), "{err}");

@@ -539,11 +539,15 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
     let repo = tempfile::tempdir().unwrap();
     fixture_repo("textkit", repo.path());
     // A small window (the budget is 80% of it) so that one big observation forces elision.
+    // In the user's config: a repository's mend.toml cannot set the model's table.
+    let xdg = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(xdg.path().join("mend")).unwrap();
     std::fs::write(
-        repo.path().join("mend.toml"),
+        xdg.path().join("mend/mend.toml"),
         "[model]\ncontext_window = 5000\n",
     )
     .unwrap();
+    let xdg_path = xdg.path().display().to_string();
     let bash = |cmd: &str| Reply::tool_calls(&[("bash", json!({"command": cmd}))]);
     let script = vec![
         bash("seq 1 3000"),
@@ -554,7 +558,14 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
         bash("echo four"),
         submit(),
     ];
-    let run = run_fix(repo.path(), "local", script, &[]).await;
+    let run = support::run_fix_env(
+        repo.path(),
+        "local",
+        script,
+        &[],
+        &[("XDG_CONFIG_HOME", &xdg_path)],
+    )
+    .await;
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let last = &run.requests.last().unwrap()["messages"];
     let msgs = last.as_array().unwrap();
