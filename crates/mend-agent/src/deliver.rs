@@ -92,10 +92,7 @@ pub fn check_file_target(path: &Path) -> Result<(), DeliverError> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => Err(target(format!(
-            "cannot write in {}: {e}",
-            dir.display()
-        ))),
+        Err(e) => Err(target(format!("cannot write in {}: {e}", dir.display()))),
     }
 }
 
@@ -332,7 +329,11 @@ mod tests {
                 Err(DeliverError::BranchConflict { .. })
             ));
         }
-        assert_eq!(count_objects(&r), objects_before, "a commit was left behind");
+        assert_eq!(
+            count_objects(&r),
+            objects_before,
+            "a commit was left behind"
+        );
         commit_on_branch(d.path(), &base, FIX, "topic/a", "fix").unwrap();
         assert!(matches!(
             preflight(d.path(), &plan("topic")),

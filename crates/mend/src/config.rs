@@ -124,8 +124,10 @@ impl RepoConfig {
         };
         let table = match std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
-            .and_then(|t| t.parse::<toml::Table>().map_err(|e| e.message().to_string()))
-        {
+            .and_then(|t| {
+                t.parse::<toml::Table>()
+                    .map_err(|e| e.message().to_string())
+            }) {
             Ok(t) => t,
             Err(e) => {
                 out.ignored.push(format!("the whole file ({e})"));
@@ -155,8 +157,7 @@ impl RepoConfig {
                     out.ignored.push(format!("{key} (not a valid value)"))
                 }
                 (_, toml::Value::Table(t)) if !t.is_empty() => {
-                    out.ignored
-                        .extend(t.keys().map(|k| format!("{key}.{k}")));
+                    out.ignored.extend(t.keys().map(|k| format!("{key}.{k}")));
                 }
                 _ => out.ignored.push(key),
             }
@@ -214,7 +215,10 @@ impl RepoConfig {
         }
         let mut lines = Vec::new();
         if set.is_empty() {
-            lines.push(format!("repository config {}: nothing taken", path.display()));
+            lines.push(format!(
+                "repository config {}: nothing taken",
+                path.display()
+            ));
         } else {
             lines.push(format!(
                 "repository config {}: {}",
@@ -299,7 +303,11 @@ mod tests {
             lines.contains("model.base_url") && lines.contains("max_steps = 1000"),
             "{lines}"
         );
-        std::fs::write(d.path().join("mend.toml"), "max_steps = 7\nmax_cost = nan\n").unwrap();
+        std::fs::write(
+            d.path().join("mend.toml"),
+            "max_steps = 7\nmax_cost = nan\n",
+        )
+        .unwrap();
         let rc = RepoConfig::load(d.path());
         assert_eq!(rc.max_steps(None, 60), 7);
         assert_eq!(rc.max_cost(None), None);
@@ -307,7 +315,11 @@ mod tests {
         std::fs::write(d.path().join("mend.toml"), "this is [not toml").unwrap();
         let rc = RepoConfig::load(d.path());
         assert_eq!(rc.test_cmd, None);
-        assert!(rc.ignored[0].starts_with("the whole file"), "{:?}", rc.ignored);
+        assert!(
+            rc.ignored[0].starts_with("the whole file"),
+            "{:?}",
+            rc.ignored
+        );
     }
 
     #[test]

@@ -213,9 +213,11 @@ pub async fn run(
         None => RepoContext::default(),
     };
     let toolbox = Toolbox::new(sandbox.clone(), test_cmd, index);
-    let mut config = AgentConfig::default();
-    config.max_steps = max_steps;
-    config.network = args.network;
+    let config = AgentConfig {
+        max_steps,
+        network: args.network,
+        ..Default::default()
+    };
     let agent = Agent {
         model,
         prompts: Prompts::builtin()?,

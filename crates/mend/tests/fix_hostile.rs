@@ -156,7 +156,10 @@ async fn a_hostile_repository_config_gets_no_key_no_host_and_cannot_loosen_limit
     assert!(stderr.contains("3 steps"), "{stderr}");
     // Docker, not the repository's `local`; its test command ran in the container only.
     assert!(stderr.contains("sandbox: docker"), "{stderr}");
-    assert!(!marker.exists(), "the repository's test command ran on the host");
+    assert!(
+        !marker.exists(),
+        "the repository's test command ran on the host"
+    );
     let last = reqs[2].json().to_string();
     assert!(last.contains("hostile-test-cmd-ran"), "{last}");
     // What was taken, and what was ignored, by name.
@@ -193,15 +196,22 @@ async fn a_repository_test_command_on_the_local_sandbox_the_user_chose_is_announ
     .unwrap();
     mend_sandbox::testing::commit_all(&repo, "add a mend.toml");
     let mut args = base_args(&repo, &server, dir.path(), "local");
-    args.extend(s(&["--out", &dir.path().join("fix.patch").display().to_string()]));
+    args.extend(s(&[
+        "--out",
+        &dir.path().join("fix.patch").display().to_string(),
+    ]));
     let out = mend_fix(&args, &[], dir.path(), None).await;
     let stderr = err(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("will run on this machine") && stderr.contains("you chose the local sandbox"),
+        stderr.contains("will run on this machine")
+            && stderr.contains("you chose the local sandbox"),
         "{stderr}"
     );
-    assert!(stderr.contains("max_steps = 5"), "a tighter limit is taken: {stderr}");
+    assert!(
+        stderr.contains("max_steps = 5"),
+        "a tighter limit is taken: {stderr}"
+    );
     assert!(!stderr.contains("ignored"), "{stderr}");
 }
 
@@ -209,14 +219,21 @@ async fn a_repository_test_command_on_the_local_sandbox_the_user_chose_is_announ
 
 type Seen = Arc<Mutex<Vec<Option<String>>>>;
 
-async fn gh_issue(State(seen): State<Seen>, UrlPath(_p): UrlPath<(String, String, u64)>, headers: HeaderMap) -> Response {
+async fn gh_issue(
+    State(seen): State<Seen>,
+    UrlPath(_p): UrlPath<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
     seen.lock().unwrap().push(
         headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     );
-    axum::Json(json!({"title": "word_count miscounts", "body": "Runs of spaces give too many words."})).into_response()
+    axum::Json(
+        json!({"title": "word_count miscounts", "body": "Runs of spaces give too many words."}),
+    )
+    .into_response()
 }
 
 async fn gh_comments(UrlPath(_p): UrlPath<(String, String, u64)>) -> Response {
@@ -228,7 +245,10 @@ async fn fake_enterprise() -> (String, Seen) {
     let seen: Seen = Arc::default();
     let app = axum::Router::new()
         .route("/api/v3/repos/{owner}/{repo}/issues/{n}", get(gh_issue))
-        .route("/api/v3/repos/{owner}/{repo}/issues/{n}/comments", get(gh_comments))
+        .route(
+            "/api/v3/repos/{owner}/{repo}/issues/{n}/comments",
+            get(gh_comments),
+        )
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -265,7 +285,10 @@ async fn issue_urls_of_other_hosts_are_refused_unless_the_user_names_the_api() {
     // Named by the user: fetched from there, with the token.
     let mut args = with_issue(&format!("http://{host}/acme/textkit/issues/7"));
     args.extend(s(&["--github-api", &format!("http://{host}/api/v3")]));
-    args.extend(s(&["--out", &dir.path().join("fix.patch").display().to_string()]));
+    args.extend(s(&[
+        "--out",
+        &dir.path().join("fix.patch").display().to_string(),
+    ]));
     let out = mend_fix(&args, &token, dir.path(), None).await;
     assert_eq!(out.status.code(), Some(0), "{}", err(&out));
     assert_eq!(
@@ -282,7 +305,11 @@ async fn a_bare_issue_file_name_asks_did_you_mean() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     fixture_repo("textkit", &repo);
-    std::fs::write(dir.path().join("issue.md"), "word_count miscounts runs of spaces").unwrap();
+    std::fs::write(
+        dir.path().join("issue.md"),
+        "word_count miscounts runs of spaces",
+    )
+    .unwrap();
     let mut args = base_args(&repo, &server, dir.path(), "docker");
     args[3] = "issue.md".into();
     let out = mend_fix(&args, &[], dir.path(), Some(dir.path())).await;
@@ -306,14 +333,14 @@ async fn undeliverable_outputs_are_refused_before_the_model_is_called() {
     std::fs::create_dir(&outs).unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            s(&["--out", &outs.join("missing/fix.patch").display().to_string()]),
+            s(&[
+                "--out",
+                &outs.join("missing/fix.patch").display().to_string(),
+            ]),
             "does not exist",
         ),
         (s(&["--out", &outs.display().to_string()]), "is a directory"),
-        (
-            s(&["--branch", "fixes/one"]),
-            "branch `fixes` exists",
-        ),
+        (s(&["--branch", "fixes/one"]), "branch `fixes` exists"),
     ];
     for (extra, expected) in cases {
         let mut args = base_args(&repo, &server, dir.path(), "docker");
@@ -394,14 +421,29 @@ async fn bad_limits_and_empty_recordings_are_refused_before_the_sandbox() {
     let xdg = dir.path().join("config");
     std::fs::create_dir_all(xdg.join("mend")).unwrap();
     std::fs::write(xdg.join("mend/mend.toml"), "max_cost = nan\n").unwrap();
-    let out = mend_fix(&base_args(&repo, &server, dir.path(), "docker"), &[], &xdg, None).await;
+    let out = mend_fix(
+        &base_args(&repo, &server, dir.path(), "docker"),
+        &[],
+        &xdg,
+        None,
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1), "{}", err(&out));
-    assert!(err(&out).contains("finite number of dollars"), "{}", err(&out));
+    assert!(
+        err(&out).contains("finite number of dollars"),
+        "{}",
+        err(&out)
+    );
     assert!(server.requests().is_empty());
     // A recording with no steps.
     let empty = dir.path().join("empty.traj.json");
     std::fs::write(&empty, r#"{"steps": []}"#).unwrap();
-    let mut args = s(&["--repo", &repo.display().to_string(), "--issue", &issue_file()]);
+    let mut args = s(&[
+        "--repo",
+        &repo.display().to_string(),
+        "--issue",
+        &issue_file(),
+    ]);
     args.extend(s(&["--replay", &empty.display().to_string()]));
     let out = mend_fix(&args, &[], dir.path(), None).await;
     let stderr = err(&out);
@@ -416,7 +458,10 @@ async fn an_unwritable_trajectory_is_refused_up_front_and_a_late_failure_is_repo
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     fixture_repo("textkit", &repo);
-    for traj in [dir.path().join("missing/run.traj.json"), dir.path().to_path_buf()] {
+    for traj in [
+        dir.path().join("missing/run.traj.json"),
+        dir.path().to_path_buf(),
+    ] {
         let mut args = base_args(&repo, &server, dir.path(), "docker");
         let n = args.len();
         args[n - 1] = traj.display().to_string();
@@ -441,7 +486,10 @@ async fn an_unwritable_trajectory_is_refused_up_front_and_a_late_failure_is_repo
     let mut args = base_args(&repo, &slow, dir.path(), "local");
     let n = args.len();
     args[n - 1] = traj.display().to_string();
-    args.extend(s(&["--out", &dir.path().join("fix.patch").display().to_string()]));
+    args.extend(s(&[
+        "--out",
+        &dir.path().join("fix.patch").display().to_string(),
+    ]));
     let xdg = dir.path().to_path_buf();
     let run = tokio::spawn(async move { mend_fix(&args, &[], &xdg, None).await });
     while slow.requests().is_empty() {
