@@ -99,6 +99,19 @@ pub async fn run(
     if let Some(o) = &args.out {
         deliver::check_file_target(o).context("--out")?;
     }
+    if let Some(path) = &args.model.replay {
+        let recording = mend_llm::ReplayModel::load(path)
+            .with_context(|| format!("loading the recording {}", path.display()))?;
+        if recording.remaining() == 0 {
+            bail!(
+                "the recording {} has no model steps: nothing to replay",
+                path.display()
+            );
+        }
+    }
+    if args.max_steps == Some(0) {
+        bail!("the step limit is 0: nothing would run (give --max-steps 1 or more)");
+    }
     let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
     let issue = issue::load(&issue_arg, token.as_deref()).await?;
     // Cloned from the host the issue URL named (github.com or the Enterprise host).
@@ -140,16 +153,6 @@ pub async fn run(
     let max_steps = repo_cfg.max_steps(user_steps, default_steps);
     if max_steps == 0 {
         bail!("the step limit is 0: nothing would run (give --max-steps 1 or more)");
-    }
-    if let Some(path) = &args.model.replay {
-        let recording = mend_llm::ReplayModel::load(path)
-            .with_context(|| format!("loading the recording {}", path.display()))?;
-        if recording.remaining() == 0 {
-            bail!(
-                "the recording {} has no model steps: nothing to replay",
-                path.display()
-            );
-        }
     }
     let limits = Limits {
         max_cost_usd: repo_cfg.max_cost(user_cost),
