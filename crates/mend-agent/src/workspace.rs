@@ -167,7 +167,14 @@ fn object_stores(objects: &Path) -> Result<Vec<PathBuf>, SandboxError> {
 
 /// A local checkout of the repository at `rev`.
 pub fn local_workspace(repo: &Path, rev: &str) -> Result<LocalSandbox, SandboxError> {
-    LocalSandbox::create(repo, rev)
+    let sb = LocalSandbox::create(repo, rev)?;
+    for path in submodules(repo, rev)? {
+        tracing::warn!(
+            submodule = %path,
+            "submodule not checked out in the sandbox: its directory is empty there"
+        );
+    }
+    Ok(sb)
 }
 
 /// The top of the repository, two levels deep, for the first prompt.
