@@ -716,3 +716,50 @@ both_sandboxes!(
         );
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submodule_left_out_of_the_docker_sandbox_is_named() {
+    let sub = tempfile::tempdir().unwrap();
+    std::fs::write(sub.path().join("lib.py"), "Z = 1\n").unwrap();
+    mend_sandbox::testing::commit_all(sub.path(), "sub");
+    let repo = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", repo.path());
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args([
+                "-c",
+                "protocol.file.allow=always",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    git(&[
+        "submodule",
+        "add",
+        "-q",
+        &sub.path().display().to_string(),
+        "vendor/sub",
+    ]);
+    git(&["commit", "-q", "-m", "a submodule"]);
+    let run = run_fix(
+        repo.path(),
+        "docker",
+        vec![edit(BUGGY, FIXED), submit()],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("submodule not copied") && run.stderr().contains("vendor/sub"),
+        "{}",
+        run.stderr()
+    );
+}
