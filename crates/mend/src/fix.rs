@@ -36,7 +36,7 @@ pub struct FixArgs {
     pub rev: String,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Where commands run: docker (isolated, default) or local (a temporary checkout).
+    /// Where commands run: docker (isolated, default) or local (a temporary checkout; file tools stay in it and commands get no keys, but commands run as you on this machine, with your files and network).
     #[arg(long)]
     pub sandbox: Option<String>,
     /// Image for the Docker sandbox (default: mend's base image, built if missing).
@@ -293,6 +293,9 @@ pub async fn run(
             "warning: the trajectory was NOT written to {}: {e}",
             traj_path.display()
         ),
+    }
+    for f in &out.left_out {
+        eprintln!("left out of the patch: {} ({})", f.path, f.reason);
     }
     if out.patch.trim().is_empty() {
         eprintln!("no changes were made");
