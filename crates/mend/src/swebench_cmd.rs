@@ -864,7 +864,7 @@ async fn run_cmd(
         .clone()
         .unwrap_or_else(|| default_run_id().replacen("eval-", "run-", 1));
     // One model config for every instance; each instance charges its own child ledger.
-    let (file_cfg, _) = crate::config::FileConfig::discover(None)?;
+    let (file_cfg, _) = crate::config::FileConfig::user()?;
     let models: mend_swebench::ModelFactory = match &a.model.replay {
         Some(path) => {
             let rec = mend_llm::Recording::load(path)?;
