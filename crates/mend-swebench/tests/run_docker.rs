@@ -27,7 +27,14 @@ fn make_repo(dir: &Path) -> String {
     mend_sandbox::testing::commit_all(dir, "base").to_string()
 }
 
+/// The image, built once per test process: tests running in parallel would otherwise
+/// rebuild the same tag under each other's containers.
 async fn calc_image() -> (String, String) {
+    static BUILT: tokio::sync::OnceCell<(String, String)> = tokio::sync::OnceCell::const_new();
+    BUILT.get_or_init(build_calc_image).await.clone()
+}
+
+async fn build_calc_image() -> (String, String) {
     let engine = mend_sandbox::testing::engine().await;
     let base = mend_sandbox::testing::base_image(&engine).await;
     let ctx = tempfile::tempdir().unwrap();
