@@ -652,10 +652,21 @@ impl Agent {
         test_command: Option<&str>,
     ) -> Result<(String, String), crate::prompts::PromptError> {
         let text_actions = self.model.tool_mode() == ToolMode::Text;
-        let system = self.prompts.render(
-            "system.md.j2",
-            json!({"root": root, "network": self.config.network, "text_actions": text_actions, "tools": specs}),
-        )?;
+        let system_with = |compact: bool| {
+            self.prompts.render(
+                "system.md.j2",
+                json!({"root": root, "network": self.config.network, "text_actions": text_actions,
+                       "tools": specs, "compact": compact}),
+            )
+        };
+        let mut system = system_with(false)?;
+        // A small window (a local model's 2-4k) gets the short instructions: the full ones
+        // with every tool's JSON schema would leave little room for the work.
+        if self.model.count_tokens(&[Message::system(system.clone())])
+            > self.prompt_budget(specs) / 3
+        {
+            system = system_with(true)?;
+        }
         let instance = self.prompts.render(
             "instance.md.j2",
             json!({"issue": task.issue, "root": root, "base_commit": task.base_commit, "layout": task.layout,

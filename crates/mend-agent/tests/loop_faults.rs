@@ -703,3 +703,46 @@ async fn an_issue_too_big_for_the_window_is_refused_with_the_sizes() {
     assert_eq!(a.check_fits(&fine), Ok(()));
     assert!(server.requests().is_empty(), "no model call to check");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2048_token_window_in_text_mode_gets_the_short_prompt_and_condenses() {
+    let (dir, base) = repo();
+    let seq =
+        |n: usize| Reply::action("Looking.", "bash", json!({"command": format!("seq 1 {n}")}));
+    let server = TestServer::start(vec![
+        seq(150),
+        seq(160),
+        seq(170),
+        seq(180),
+        Reply::action("Done.", "submit", json!({})),
+    ])
+    .await;
+    let a = agent(model(&server, ToolMode::Text, 2048));
+    let task = TaskInput {
+        issue: "area() of a circle is wrong: it must be pi r squared.".into(),
+        ..TaskInput::default()
+    };
+    assert_eq!(a.check_fits(&task), Ok(()));
+    let out = run(&a, sandbox(dir.path(), &base), None).await;
+    assert!(
+        matches!(out.exit, ExitStatus::Submitted { .. }),
+        "{:?}",
+        out.exit
+    );
+    let system = body(&server, 0)["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        system.contains("Tools (arguments; ? = optional)"),
+        "{system}"
+    );
+    assert!(
+        system.contains("- edit(line?, mode, new_text?, old_text?, path)"),
+        "{system}"
+    );
+    assert!(!system.contains("JSON schema"), "{system}");
+    assert!(!out.trajectory.condensations.is_empty());
+    let budget = out.trajectory.prompt_budget.unwrap();
+    assert!(budget < 2048 - 512, "{budget}");
+}
