@@ -99,6 +99,14 @@ pub enum Event {
         passed: bool,
         status: String,
     },
+    /// The conversation was shortened to fit the context window.
+    Condensed {
+        index: usize,
+        /// `masked`, `summarised` or `mechanical`.
+        stage: String,
+        tokens_before: usize,
+        tokens_after: usize,
+    },
     Finished {
         status: ExitStatus,
     },
@@ -252,6 +260,7 @@ impl Agent {
                         .condense(tools, conv, traj, &mut exchanges, index, "budget", budget)
                         .await;
                     if let Some(c) = c {
+                        on_event(condensed_event(&c));
                         traj.condensations.push(c);
                     }
                 }
@@ -316,7 +325,10 @@ impl Agent {
                     .condense(tools, conv, traj, &mut exchanges, index, &trigger, target)
                     .await
                 {
-                    Some(c) => traj.condensations.push(c),
+                    Some(c) => {
+                        on_event(condensed_event(&c));
+                        traj.condensations.push(c);
+                    }
                     None => {
                         return ExitStatus::ModelError(format!(
                             "the request does not fit the context window and the history \
@@ -860,6 +872,15 @@ impl Agent {
                 "summarised"
             },
         ))
+    }
+}
+
+fn condensed_event(c: &Condensation) -> Event {
+    Event::Condensed {
+        index: c.step,
+        stage: c.stage.clone(),
+        tokens_before: c.tokens_before,
+        tokens_after: c.tokens_after,
     }
 }
 

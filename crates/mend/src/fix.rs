@@ -301,6 +301,14 @@ pub async fn run(
             "tests: {}",
             if passed { "passed".to_string() } else { status }
         ),
+        Event::Condensed {
+            stage,
+            tokens_before,
+            tokens_after,
+            ..
+        } => eprintln!(
+            "  condensed the conversation ({stage}): {tokens_before} -> {tokens_after} tokens"
+        ),
         Event::Finished { .. } => {}
     };
     let out = agent.run(toolbox, task, &writer, stop, &on_event).await;

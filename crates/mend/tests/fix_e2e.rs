@@ -659,6 +659,12 @@ both_sandboxes!(an_overflow_is_condensed_and_the_run_replays, |sandbox| {
     ];
     let run = run_fix(repo.path(), sandbox, script, &[]).await;
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("condensed the conversation (summarised)"),
+        "{}",
+        run.stderr()
+    );
     let traj = run.trajectory.unwrap();
     let c = traj["condensations"].as_array().unwrap();
     assert_eq!(c.len(), 1, "{traj}");
