@@ -9,7 +9,14 @@ use mend_llm::test_server::{Reply, TestServer};
 use serde_json::json;
 
 async fn mend(args: &[&str], env: &[(&str, &str)]) -> Output {
+    mend_with_config(args, env, "").await
+}
+
+/// `mend` with this user mend.toml.
+async fn mend_with_config(args: &[&str], env: &[(&str, &str)], config: &str) -> Output {
     let config_home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(config_home.path().join("mend")).unwrap();
+    std::fs::write(config_home.path().join("mend/mend.toml"), config).unwrap();
     tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
         .args(args)
         .env_remove("OPENAI_API_KEY")
@@ -122,4 +129,32 @@ async fn fix_fails_early_with_the_doctors_message() {
     assert!(!out.status.success(), "{t}");
     assert!(t.contains(&format!("FAIL  model endpoint {dead}: could not connect")), "{t}");
     assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn fix_against_a_silent_server_reports_progress_and_gives_up() {
+    let repo = tempfile::tempdir().unwrap();
+    support::fixture_repo("textkit", repo.path());
+    let server = TestServer::with_handler(|_| Reply::hang()).await;
+    let traj = tempfile::tempdir().unwrap();
+    let traj = traj.path().join("run.traj.json");
+    let started = Instant::now();
+    let out = mend_with_config(
+        &[
+            "fix", "--repo", &repo.path().display().to_string(), "--issue", "words are miscounted",
+            "--sandbox", "local", "--base-url", &server.base_url(), "--model", "test-model",
+            "--timeout", "1", "--trajectory", &traj.display().to_string(),
+        ],
+        &[],
+        "[model]\nmax_tries = 2\nbackoff_initial_secs = 0.1\nprogress_every_secs = 0.4\n",
+    )
+    .await;
+    let t = text(&out);
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(!out.status.success(), "{t}");
+    assert!(t.contains("context window: 32768 tokens, a default: nothing stated it"), "{t}");
+    assert!(t.contains("waiting 0s for a reply from test-model, try 1/2"), "{t}");
+    assert!(t.contains("try 2/2"), "{t}");
+    assert!(t.contains("timed out"), "{t}");
+    assert_eq!(server.requests().len(), 2, "two tries, each cut at --timeout");
 }
