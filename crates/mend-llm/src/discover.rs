@@ -71,7 +71,11 @@ pub(crate) async fn ask_server(
     {
         return Some((n, show_url));
     }
-    tracing::debug!(model, base_url, "the server does not state its context window");
+    tracing::debug!(
+        model,
+        base_url,
+        "the server does not state its context window"
+    );
     None
 }
 
@@ -152,7 +156,11 @@ mod tests {
     fn reads_each_servers_shape() {
         let vllm = json!({"object": "list", "data": [{"id": "Qwen/Qwen2.5-7B", "object": "model", "max_model_len": 32768}]});
         assert_eq!(window_in_models(&vllm, "Qwen/Qwen2.5-7B"), Some(32768));
-        assert_eq!(window_in_models(&vllm, "other"), Some(32768), "the only model");
+        assert_eq!(
+            window_in_models(&vllm, "other"),
+            Some(32768),
+            "the only model"
+        );
         let two = json!({"data": [{"id": "a", "context_length": 4096}, {"id": "b", "context_length": 8192}]});
         assert_eq!(window_in_models(&two, "b"), Some(8192));
         assert_eq!(window_in_models(&two, "c"), None);

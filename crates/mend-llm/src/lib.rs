@@ -37,9 +37,9 @@ pub mod test_server;
 
 pub use budget::{BudgetExceeded, Ledger, Limits, Totals};
 pub use config::{AzureFlavour, MaxTokensField, ModelConfig, ToolMode};
+pub use discover::ContextSource;
 pub use error::ModelError;
 pub use model::Model;
-pub use discover::ContextSource;
 pub use openai::{DEFAULT_CONTEXT_WINDOW, OpenAiCompatible, Waiting};
 pub use prices::{ModelInfo, PriceTable};
 pub use replay::{Exchange, ExchangeCompactor, RecordedRequest, Recording, ReplayModel};

@@ -17,8 +17,8 @@ use crate::budget::{Ledger, Totals};
 use crate::config::{MaxTokensField, ModelConfig, ToolMode, secs};
 use crate::discover::{self, ContextSource};
 use crate::error::ModelError;
-use crate::overflow;
 use crate::model::Model;
+use crate::overflow;
 use crate::prices::PriceTable;
 use crate::tokens::Tokenizer;
 use crate::types::{Completion, Cost, Message, Problem, ToolCall, ToolDef, Usage};
@@ -277,7 +277,11 @@ impl OpenAiCompatible {
         }
         let ratio = reported as f64 / estimated as f64;
         if !(0.5..=4.0).contains(&ratio) {
-            tracing::debug!(estimated, reported, "reported prompt tokens far from the estimate; not learned");
+            tracing::debug!(
+                estimated,
+                reported,
+                "reported prompt tokens far from the estimate; not learned"
+            );
             return;
         }
         let mut c = lock(&self.inner.correction);
@@ -290,7 +294,9 @@ impl OpenAiCompatible {
 
     /// The output limit for a request whose prompt is estimated at `prompt` tokens.
     fn output_limit(&self, prompt: usize) -> usize {
-        let left = self.context_window().saturating_sub(prompt + prompt / 50 + 16);
+        let left = self
+            .context_window()
+            .saturating_sub(prompt + prompt / 50 + 16);
         self.max_output_tokens().min(left.max(MIN_OUTPUT_TOKENS))
     }
 
@@ -350,7 +356,10 @@ impl OpenAiCompatible {
                         let mut ctx = lock(&self.inner.context);
                         if ctx.0 != w as usize {
                             tracing::warn!(model = %model, was = ctx.0, now = w, "the server stated another context window");
-                            *ctx = (w as usize, ContextSource::Server("its overflow error".into()));
+                            *ctx = (
+                                w as usize,
+                                ContextSource::Server("its overflow error".into()),
+                            );
                         }
                     }
                     return Err(ModelError::ContextOverflow {
@@ -433,7 +442,14 @@ impl OpenAiCompatible {
 
     /// One POST: the reply body, or what went wrong.
     async fn try_once(&self, body: &Value) -> Result<Value, Judged> {
-        let resp = match self.inner.http.post(&self.inner.url).json(body).send().await {
+        let resp = match self
+            .inner
+            .http
+            .post(&self.inner.url)
+            .json(body)
+            .send()
+            .await
+        {
             Err(e) => return Err(Judged::Retry(Failure::retry(self.transport_error(&e)))),
             Ok(resp) => resp,
         };
@@ -481,7 +497,9 @@ impl OpenAiCompatible {
         // A 429 for an exhausted quota will not clear by waiting.
         let quota = code == 429 && wire::error_code(text).as_deref() == Some("insufficient_quota");
         if !quota && (matches!(code, 408 | 409 | 425 | 429) || status.is_server_error()) {
-            Err(Judged::Retry(Failure::retry(format!("HTTP {code}: {message}"))))
+            Err(Judged::Retry(Failure::retry(format!(
+                "HTTP {code}: {message}"
+            ))))
         } else {
             Err(Judged::Fatal(code, message))
         }
@@ -565,7 +583,8 @@ impl Model for OpenAiCompatible {
     ) -> Result<Completion, ModelError> {
         self.ledger.check()?;
         let c = &self.inner.config;
-        let raw_prompt = self.inner.tokenizer.count_messages(messages) + self.raw_tool_tokens(tools);
+        let raw_prompt =
+            self.inner.tokenizer.count_messages(messages) + self.raw_tool_tokens(tools);
         let limit = self.output_limit(self.corrected(raw_prompt));
         let shape = RequestShape {
             model: &c.model,
@@ -594,8 +613,18 @@ impl Model for OpenAiCompatible {
         );
         // Some servers stop at the limit but say "stop": the token count tells.
         let cut = usage_from_server.is_some_and(|(_, out)| out >= limit as u64);
-        if cut && !i.problems.iter().any(|p| matches!(p, Problem::CutOff { .. })) {
-            i.problems.insert(0, Problem::CutOff { limit: shape.max_output_tokens });
+        if cut
+            && !i
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::CutOff { .. }))
+        {
+            i.problems.insert(
+                0,
+                Problem::CutOff {
+                    limit: shape.max_output_tokens,
+                },
+            );
         }
         let capped = cap_reply(
             &mut i.content,

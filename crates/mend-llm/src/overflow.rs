@@ -201,6 +201,10 @@ mod tests {
             assert_eq!(recognise(400, body), None, "{body}");
         }
         let overflow = r#"{"error":{"code":"context_length_exceeded","message":"x"}}"#;
-        assert_eq!(recognise(200, overflow), None, "a success is never an overflow");
+        assert_eq!(
+            recognise(200, overflow),
+            None,
+            "a success is never an overflow"
+        );
     }
 }

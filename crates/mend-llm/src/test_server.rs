@@ -187,13 +187,27 @@ impl Reply {
     /// not fit its `window`.
     pub fn overflow(flavour: Overflow, prompt: u64, window: u64) -> Reply {
         let body = match flavour {
-            Overflow::OpenAi => json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
-            Overflow::Vllm => json!({"object": "error", "message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, 1000 in the completion). Please reduce the length of the messages or completion.", prompt + 1000), "type": "BadRequestError", "param": null, "code": 400}),
-            Overflow::LlamaCpp => json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window}}),
-            Overflow::LlamaCppPython => json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, 512 in the completion). Please reduce the length of the messages or completion.", prompt + 512), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
-            Overflow::Ollama => json!({"error": {"message": "the input length exceeds the context length", "type": "api_error", "param": null, "code": null}}),
-            Overflow::LiteLlm => json!({"error": {"message": format!("litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens."), "type": null, "param": null, "code": "400"}}),
-            Overflow::OpenRouter => json!({"error": {"message": format!("This endpoint's maximum context length is {window} tokens. However, you requested about {} tokens ({prompt} of text input, 1000 in the output). Please reduce the length of either one.", prompt + 1000), "code": 400}}),
+            Overflow::OpenAi => {
+                json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+            }
+            Overflow::Vllm => {
+                json!({"object": "error", "message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, 1000 in the completion). Please reduce the length of the messages or completion.", prompt + 1000), "type": "BadRequestError", "param": null, "code": 400})
+            }
+            Overflow::LlamaCpp => {
+                json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window}})
+            }
+            Overflow::LlamaCppPython => {
+                json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, 512 in the completion). Please reduce the length of the messages or completion.", prompt + 512), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+            }
+            Overflow::Ollama => {
+                json!({"error": {"message": "the input length exceeds the context length", "type": "api_error", "param": null, "code": null}})
+            }
+            Overflow::LiteLlm => {
+                json!({"error": {"message": format!("litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens."), "type": null, "param": null, "code": "400"}})
+            }
+            Overflow::OpenRouter => {
+                json!({"error": {"message": format!("This endpoint's maximum context length is {window} tokens. However, you requested about {} tokens ({prompt} of text input, 1000 in the output). Please reduce the length of either one.", prompt + 1000), "code": 400}})
+            }
         };
         Reply::json(400, body)
     }
@@ -427,8 +441,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let routed = lock(&shared.routes)
         .get(&(received.method.clone(), path.clone()))
         .cloned();
-    let discovery = (received.method == "GET"
-        && (path.ends_with("/models") || path == "/props"))
+    let discovery = (received.method == "GET" && (path.ends_with("/models") || path == "/props"))
         || path == "/api/show";
     let reply = if routed.is_some() || discovery {
         lock(&shared.probes).push(received);

@@ -204,13 +204,23 @@ mod tests {
             "ids": [101_202, 303_404, 505_606, 707_808],
         }))
         .unwrap_or_default();
-        let mut test_output = String::from("============================= test session starts ==============================\nplatform linux -- Python 3.11.9, pytest-8.3.2, pluggy-1.5.0\nrootdir: /testbed\ncollected 42 items\n\n");
+        let mut test_output = String::from(
+            "============================= test session starts ==============================\nplatform linux -- Python 3.11.9, pytest-8.3.2, pluggy-1.5.0\nrootdir: /testbed\ncollected 42 items\n\n",
+        );
         for i in 0..20 {
-            test_output.push_str(&format!("tests/test_core.py::TestParser::test_case_{i:02} PASSED [{:>3}%]\n", i * 5));
+            test_output.push_str(&format!(
+                "tests/test_core.py::TestParser::test_case_{i:02} PASSED [{:>3}%]\n",
+                i * 5
+            ));
         }
         test_output.push_str("E       AssertionError: assert {'a': 1, 'b': [2, 3]} == {'a': 1, 'b': [2, 4]}\nE         Differing items:\nE         {'b': [2, 3]} != {'b': [2, 4]}\n/testbed/src/core.py:118: in parse\n    return self._parse(tokens[1:], depth=depth + 1)\n========================= 1 failed, 41 passed in 0.52s =========================\n");
         let prose = "The agent reads the issue, finds the code that is wrong, edits it, runs the tests, and submits a patch when they pass. It never talks to the network, and every action it takes is recorded in the trajectory so that a run can be replayed later.".to_string();
-        vec![("code", code), ("json", json), ("test output", test_output), ("prose", prose)]
+        vec![
+            ("code", code),
+            ("json", json),
+            ("test output", test_output),
+            ("prose", prose),
+        ]
     }
 
     #[test]
@@ -219,7 +229,11 @@ mod tests {
             let approx = Tokenizer::Approx.count_text(&text) as f64;
             let cl100k = Tokenizer::Cl100k.count_text(&text) as f64;
             let quarter = text.chars().count().div_ceil(4) as f64;
-            eprintln!("{kind}: approx/cl100k {:.2}, chars/4 / cl100k {:.2}", approx / cl100k, quarter / cl100k);
+            eprintln!(
+                "{kind}: approx/cl100k {:.2}, chars/4 / cl100k {:.2}",
+                approx / cl100k,
+                quarter / cl100k
+            );
             if kind == "prose" {
                 assert!(approx / cl100k < 1.6, "{kind}: {approx} vs {cl100k}");
             } else {

@@ -120,7 +120,9 @@ pub enum Problem {
     ActionNotJson { error: String },
     /// The reply (its text, or one call's arguments) was longer than the conversation can
     /// keep; it was cut to `limit` characters.
-    #[error("{what} was {chars} characters long and was cut to the first {limit}; send shorter replies and edit large files in parts")]
+    #[error(
+        "{what} was {chars} characters long and was cut to the first {limit}; send shorter replies and edit large files in parts"
+    )]
     TooLong {
         what: String,
         chars: usize,

@@ -440,8 +440,19 @@ async fn malformed_and_quirky_replies() {
     let long = "x".repeat(2_000_000);
     let (r, _s) = one(vec![Reply::text(&long)], |_| {}).await;
     let c = r.unwrap();
-    assert_eq!(c.content.chars().count(), 64_001, "64,000 characters and an ellipsis");
-    assert!(matches!(c.problems[..], [Problem::TooLong { chars: 2_000_000, limit: 64_000, .. }]));
+    assert_eq!(
+        c.content.chars().count(),
+        64_001,
+        "64,000 characters and an ellipsis"
+    );
+    assert!(matches!(
+        c.problems[..],
+        [Problem::TooLong {
+            chars: 2_000_000,
+            limit: 64_000,
+            ..
+        }]
+    ));
 
     // null content and nothing else.
     let (r, _s) = one(

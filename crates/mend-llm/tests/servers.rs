@@ -81,7 +81,11 @@ async fn the_context_window_comes_from_config_server_table_or_default() {
     m.discover_context().await;
     assert_eq!(m.context_window(), 2048);
     let paths: Vec<String> = server.probes().iter().map(|p| p.path.clone()).collect();
-    assert_eq!(paths, ["/v1/models", "/props"], "asked in order, stopped at the answer");
+    assert_eq!(
+        paths,
+        ["/v1/models", "/props"],
+        "asked in order, stopped at the answer"
+    );
 
     // Ollama: /api/show, the num_ctx it serves with.
     let server = TestServer::start(vec![]).await;
@@ -104,7 +108,10 @@ async fn the_context_window_comes_from_config_server_table_or_default() {
     let smol = client(&server, "smol.gguf", |_| {});
     assert_eq!(smol.discover_context().await, ContextSource::Default);
     assert_eq!(smol.context_window(), mend_llm::DEFAULT_CONTEXT_WINDOW);
-    assert!(server.requests().is_empty(), "probes never reach the chat script");
+    assert!(
+        server.requests().is_empty(),
+        "probes never reach the chat script"
+    );
 
     // The config wins, and nothing is asked.
     let server = TestServer::start(vec![]).await;
@@ -139,12 +146,17 @@ async fn a_server_that_hangs_on_discovery_costs_seconds_not_minutes() {
     let started = Instant::now();
     m.discover_context().await;
     assert_eq!(m.context_window(), 8192);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn every_request_carries_an_output_limit_that_fits_the_window() {
-    let server = TestServer::start(vec![Reply::text("a"), Reply::text("b"), Reply::text("c")]).await;
+    let server =
+        TestServer::start(vec![Reply::text("a"), Reply::text("b"), Reply::text("c")]).await;
     // Default: min(4096, window / 4).
     let m = client(&server, "local", |c| c.context_window = Some(8192));
     assert_eq!(m.max_output_tokens(), 2048);
@@ -182,9 +194,11 @@ async fn overflow_errors_of_each_server_are_recognised_in_one_request() {
         (Overflow::OpenRouter, Some(9000), Some(8192)),
     ];
     for (flavour, prompt, window) in flavours {
-        let server =
-            TestServer::start(vec![Reply::overflow(flavour, 9000, 8192), Reply::text("never")])
-                .await;
+        let server = TestServer::start(vec![
+            Reply::overflow(flavour, 9000, 8192),
+            Reply::text("never"),
+        ])
+        .await;
         let m = client(&server, "local", |_| {});
         let e = m.complete(&convo(), &tools()).await.unwrap_err();
         assert!(e.is_overflow(), "{flavour:?}: {e:?}");
@@ -229,7 +243,11 @@ async fn the_token_estimate_learns_from_reported_usage() {
     for _ in 0..3 {
         m.complete(&msgs, &tools()).await.unwrap();
     }
-    assert!((m.token_correction() - 2.5).abs() < 1e-9, "{}", m.token_correction());
+    assert!(
+        (m.token_correction() - 2.5).abs() < 1e-9,
+        "{}",
+        m.token_correction()
+    );
     // A usage no tokenizer explains (a proxy's fixed number) teaches nothing.
     let fresh = client(&server, "local", |_| {});
     server.push(Reply::text("ok").with_usage(100, 5));
@@ -272,7 +290,11 @@ async fn retries_back_off_exponentially_within_the_patience() {
     });
     let started = Instant::now();
     let e = m.complete(&convo(), &tools()).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(&e, ModelError::GaveUp { tries, last, .. } if *tries < 100 && last.contains("retry_patience_secs")),
         "{e}"
@@ -303,7 +325,10 @@ async fn a_silent_server_times_out_and_progress_is_reported() {
     assert!(reports.iter().any(|w| w.attempt == 1) && reports.iter().any(|w| w.attempt == 2));
     assert!(reports.windows(2).all(|w| w[0].waited <= w[1].waited));
     let line = reports[0].to_string();
-    assert!(line.starts_with("waiting 0s for a reply from silent, try 1/2"), "{line}");
+    assert!(
+        line.starts_with("waiting 0s for a reply from silent, try 1/2"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -316,8 +341,16 @@ async fn a_reply_cut_at_the_length_limit_is_reported_with_the_limit() {
     });
     let c = m.complete(&convo(), &tools()).await.unwrap();
     assert_eq!(c.problems[0], Problem::CutOff { limit: Some(500) });
-    assert!(matches!(c.problems[1], Problem::InvalidArguments { .. }), "{:?}", c.problems);
-    assert!(c.problem_text().unwrap().contains("cut off at the length limit (500 output tokens)"));
+    assert!(
+        matches!(c.problems[1], Problem::InvalidArguments { .. }),
+        "{:?}",
+        c.problems
+    );
+    assert!(
+        c.problem_text()
+            .unwrap()
+            .contains("cut off at the length limit (500 output tokens)")
+    );
 
     // Text mode: the action block never closes.
     let server = TestServer::start(vec![Reply::cut_off(
@@ -330,7 +363,11 @@ async fn a_reply_cut_at_the_length_limit_is_reported_with_the_limit() {
     });
     let c = m.complete(&convo(), &tools()).await.unwrap();
     assert_eq!(c.problems[0], Problem::CutOff { limit: Some(2048) });
-    assert!(c.problems.contains(&Problem::UnclosedAction), "{:?}", c.problems);
+    assert!(
+        c.problems.contains(&Problem::UnclosedAction),
+        "{:?}",
+        c.problems
+    );
 
     // A server that says "stop" at exactly the limit was cut too.
     let server = TestServer::start(vec![
@@ -363,12 +400,24 @@ async fn a_20_mb_reply_is_cut_before_it_enters_the_conversation() {
     );
     let resent = serde_json::to_string(&text.message()).unwrap();
     assert!(resent.len() < 11_000, "{}", resent.len());
-    assert!(text.raw.to_string().len() < 100_000, "the trajectory keeps no 20 MB");
+    assert!(
+        text.raw.to_string().len() < 100_000,
+        "the trajectory keeps no 20 MB"
+    );
 
     let call = m.complete(&convo(), &tools()).await.unwrap();
-    assert!(call.tool_calls[0].arguments.is_err(), "a cut call is not run");
-    assert!(matches!(&call.problems[..], [Problem::TooLong { what, .. }] if what.contains("`bash`")));
+    assert!(
+        call.tool_calls[0].arguments.is_err(),
+        "a cut call is not run"
+    );
+    assert!(
+        matches!(&call.problems[..], [Problem::TooLong { what, .. }] if what.contains("`bash`"))
+    );
     let resent = serde_json::to_string(&call.message()).unwrap();
     assert!(resent.len() < 11_000, "{}", resent.len());
-    assert!(call.problem_text().unwrap().contains("cut to the first 10000"));
+    assert!(
+        call.problem_text()
+            .unwrap()
+            .contains("cut to the first 10000")
+    );
 }

@@ -245,7 +245,10 @@ async fn model_checks(
     let model = match OpenAiCompatible::new(cfg.clone()) {
         Ok(m) => m,
         Err(e) => {
-            out.push(Check::fail(format!("model: {e}"), "fix the [model] table of mend.toml or the flags"));
+            out.push(Check::fail(
+                format!("model: {e}"),
+                "fix the [model] table of mend.toml or the flags",
+            ));
             return;
         }
     };
@@ -273,7 +276,10 @@ async fn endpoint_check(base: &str, model: &str, key: Option<&str>, out: &mut Ve
     {
         Ok(h) => h,
         Err(e) => {
-            out.push(Check::fail(format!("HTTP client: {e}"), "report this as a bug"));
+            out.push(Check::fail(
+                format!("HTTP client: {e}"),
+                "report this as a bug",
+            ));
             return false;
         }
     };
@@ -284,7 +290,11 @@ async fn endpoint_check(base: &str, model: &str, key: Option<&str>, out: &mut Ve
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
-            let why = if e.is_timeout() { "no answer within 10 s" } else { "could not connect" };
+            let why = if e.is_timeout() {
+                "no answer within 10 s"
+            } else {
+                "could not connect"
+            };
             out.push(Check::fail(
                 format!("model endpoint {base}: {why}"),
                 "start the server, or point --base-url (or base_url in mend.toml) at it, up to /v1",
@@ -378,11 +388,19 @@ async fn probe_model(cfg: &ModelConfig) -> Check {
             cfg.model, c.tool_calls[0].name
         )),
         Ok(_) => Check::warn(
-            format!("model {}: answered, but without a tool call when asked for one", cfg.model),
+            format!(
+                "model {}: answered, but without a tool call when asked for one",
+                cfg.model
+            ),
             "small models and servers without a tool-call parser do this; if runs show it, use --tool-mode text",
         ),
-        Err(mend_llm::ModelError::Rejected { status, message, .. }) if native => Check::fail(
-            format!("model {}: the server refused a request with tools (HTTP {status}): {message}", cfg.model),
+        Err(mend_llm::ModelError::Rejected {
+            status, message, ..
+        }) if native => Check::fail(
+            format!(
+                "model {}: the server refused a request with tools (HTTP {status}): {message}",
+                cfg.model
+            ),
             "enable tool calls on the server (vLLM: --enable-auto-tool-choice --tool-call-parser <parser>; llama.cpp: --jinja), or use --tool-mode text",
         ),
         Err(e) => Check::fail(
