@@ -4,8 +4,10 @@
 //! - vLLM: `GET /v1/models` → `data[].max_model_len`;
 //! - llama.cpp `llama-server`: `GET /props` → `default_generation_settings.n_ctx` (newer
 //!   builds also a top-level `n_ctx`);
-//! - Ollama: `POST /api/show {"model"}` → `num_ctx` in `parameters` when the model sets it,
-//!   else `model_info["<arch>.context_length"]`;
+//! - Ollama: `POST /api/show {"model"}` → `num_ctx` in `parameters` when the model sets it;
+//!   else Ollama serves its default context (4,096 tokens in recent versions, unless
+//!   `OLLAMA_CONTEXT_LENGTH` says otherwise) and silently drops the start of longer
+//!   prompts, so the trained `model_info["<arch>.context_length"]` is capped at 4,096;
 //! - OpenRouter, LM Studio and some gateways: `context_length` / `max_context_length` in
 //!   `/v1/models`;
 //! - llama-cpp-python's server (0.3.x) exposes nothing: its `/v1/models` lists ids only and
@@ -67,9 +69,17 @@ pub(crate) async fn ask_server(
     }
     let show_url = format!("{root}/api/show");
     if let Some(show) = get_json(http.post(&show_url).json(&json!({"model": model}))).await
-        && let Some(n) = window_in_ollama_show(&show)
+        && let Some((n, stated)) = window_in_ollama_show(&show)
     {
-        return Some((n, show_url));
+        if stated {
+            return Some((n, show_url));
+        }
+        tracing::warn!(
+            model,
+            window = n,
+            "Ollama states no num_ctx for the model: assuming its default context; set context_window if the server runs with a larger OLLAMA_CONTEXT_LENGTH"
+        );
+        return Some((n, format!("{show_url}, no num_ctx: Ollama's default")));
     }
     tracing::debug!(
         model,
@@ -125,8 +135,12 @@ pub(crate) fn window_in_props(props: &Value) -> Option<usize> {
         .or_else(|| positive(props.get("n_ctx")))
 }
 
-/// Ollama's `/api/show`: the `num_ctx` the model is served with, else its trained length.
-pub(crate) fn window_in_ollama_show(show: &Value) -> Option<usize> {
+/// Ollama's default context when the model sets no `num_ctx`.
+const OLLAMA_DEFAULT_NUM_CTX: usize = 4096;
+
+/// Ollama's `/api/show`: the `num_ctx` the model is served with (true: stated), else its
+/// trained length capped at Ollama's default context (false).
+pub(crate) fn window_in_ollama_show(show: &Value) -> Option<(usize, bool)> {
     let from_parameters = show
         .get("parameters")
         .and_then(Value::as_str)
@@ -139,13 +153,16 @@ pub(crate) fn window_in_ollama_show(show: &Value) -> Option<usize> {
             })
         })
         .filter(|n| *n > 0);
-    from_parameters.or_else(|| {
-        show.get("model_info")?
-            .as_object()?
-            .iter()
-            .find(|(k, _)| k.ends_with(".context_length"))
-            .and_then(|(_, v)| positive(Some(v)))
-    })
+    if let Some(n) = from_parameters {
+        return Some((n, true));
+    }
+    let trained = show
+        .get("model_info")?
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.ends_with(".context_length"))
+        .and_then(|(_, v)| positive(Some(v)))?;
+    Some((trained.min(OLLAMA_DEFAULT_NUM_CTX), false))
 }
 
 #[cfg(test)]
@@ -173,8 +190,11 @@ mod tests {
         );
         assert_eq!(window_in_props(&json!({"n_ctx": 0})), None);
         let ollama = json!({"parameters": "stop \"<|im_end|>\"\nnum_ctx                        16384", "model_info": {"qwen2.context_length": 32768}});
-        assert_eq!(window_in_ollama_show(&ollama), Some(16384));
+        assert_eq!(window_in_ollama_show(&ollama), Some((16384, true)));
+        // No num_ctx: Ollama's default context, not the trained 128k.
         let ollama = json!({"model_info": {"general.architecture": "llama", "llama.context_length": 131072}});
-        assert_eq!(window_in_ollama_show(&ollama), Some(131_072));
+        assert_eq!(window_in_ollama_show(&ollama), Some((4096, false)));
+        let small = json!({"model_info": {"llama.context_length": 2048}});
+        assert_eq!(window_in_ollama_show(&small), Some((2048, false)));
     }
 }

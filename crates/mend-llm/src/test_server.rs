@@ -172,7 +172,9 @@ pub enum Overflow {
     Vllm,
     /// llama.cpp's llama-server: `exceed_context_size_error` with `n_prompt_tokens`, `n_ctx`.
     LlamaCpp,
-    /// llama-cpp-python's server (0.3.x), as measured against a real one.
+    /// llama-cpp-python's server (0.3.36), the body measured against a real one. It refuses
+    /// only a prompt longer than `n_ctx`; prompt + `max_tokens` beyond it is accepted and
+    /// generation stops at the window.
     LlamaCppPython,
     /// Ollama: no sizes.
     Ollama,
