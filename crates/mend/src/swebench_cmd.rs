@@ -876,8 +876,13 @@ async fn run_cmd(
             })
         }
         None => {
+            let scope = crate::doctor::Scope::default();
+            crate::doctor::preflight(&a.model, file_cfg.model.as_ref(), &scope).await?;
             let cfg = crate::model::config(&a.model, file_cfg.model.as_ref())?;
             let base = mend_llm::OpenAiCompatible::new(cfg)?;
+            let source = base.discover_context().await;
+            let window = mend_llm::Model::context_window(&base);
+            eprintln!("context window: {window} tokens, {source}");
             Arc::new(move |_inst, ledger| {
                 Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn mend_llm::Model>)
             })
