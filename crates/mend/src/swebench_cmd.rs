@@ -19,7 +19,9 @@ use mend_swebench::{
 pub enum SwebenchCmd {
     /// Evaluate predictions on SWE-bench instances in Docker, in the official harness's
     /// formats: per-instance report.json/test_output.txt/patch.diff/run_instance.log under
-    /// logs/run_evaluation/<run_id>/<model>/<id>/, and <model>.<run_id>.json.
+    /// logs/run_evaluation/<run_id>/<model>/<id>/, and <model>.<run_id>.json. Instances need
+    /// FAIL_TO_PASS/PASS_TO_PASS (`mine --instances` fills them in); exits 1 when no instance
+    /// could be graded.
     ///
     /// Example: mend swebench eval --predictions preds.jsonl --dataset verified --run-id r1
     Eval(Box<EvalArgs>),

@@ -465,14 +465,21 @@ fn sha256_hex(s: &str) -> String {
         .to_string()
 }
 
+/// `shared/data/NAME` beside the checkout (`../shared/data` of the main checkout; a
+/// worktree sits deeper, so every ancestor is tried).
+fn shared_data(name: &str) -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data").join(name))
+        .find(|p| p.exists())
+}
+
 #[test]
 fn eval_refuses_shared_records_without_test_lists() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/swe-bench-verified.dev.jsonl");
-    if !data.exists() {
-        eprintln!("note: {} not present; nothing to check", data.display());
+    let Some(data) = shared_data("swe-bench-verified.dev.jsonl") else {
+        eprintln!("note: no shared/data beside the checkout; nothing to check");
         return;
-    }
+    };
     let first = std::fs::read_to_string(&data).unwrap();
     let first: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     let id = first["instance_id"].as_str().unwrap().to_string();
