@@ -97,11 +97,16 @@ fn main() -> ExitCode {
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut received: Option<StopSignal> = None;
+    // Known now: after a hang-up the terminal no longer answers `isatty`.
+    let terminals = Terminals::now();
     let result = rt.block_on(async {
         let mut signals = StopSignals::install();
         let interrupted = async {
             let first = signals.next().await;
             received = Some(first);
+            if first.number == SIGHUP.number {
+                terminals.detach();
+            }
             if graceful {
                 say(&format!(
                     "\n{}: stopping cleanly, finished work is kept ({} again to abort)",
@@ -139,6 +144,40 @@ fn main() -> ExitCode {
 fn say(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Whether stdout and stderr were terminals at the start.
+struct Terminals {
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Terminals {
+    fn now() -> Terminals {
+        use std::io::IsTerminal;
+        Terminals {
+            stdout: std::io::stdout().is_terminal(),
+            stderr: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// After a hang-up every write to the terminal fails, and the prints of a clean stop
+    /// would panic before the trajectory is written: point the streams that were that
+    /// terminal at /dev/null (nobody is left to read them; files are still written).
+    fn detach(&self) {
+        use std::os::fd::AsRawFd;
+        let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+            return;
+        };
+        for (was_tty, fd) in [(self.stdout, 1), (self.stderr, 2)] {
+            if was_tty {
+                // SAFETY: dup2 of an open descriptor onto a standard one; no Rust object owns fd 1 or 2.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), fd);
+                }
+            }
+        }
+    }
 }
 
 /// Which signal asked mend to stop (numbers as on every Linux architecture).

@@ -595,3 +595,99 @@ async fn run_with_eval_refuses_records_without_test_lists_before_any_agent_runs(
     assert!(server.requests().is_empty(), "the agent ran");
     assert!(!work.path().join("runs/nolists-run").exists());
 }
+
+/// Runs a command on a pseudo-terminal, reading and dropping what it writes there; a line
+/// `hangup` on stdin closes the terminal's master side (a real hang-up: SIGHUP, then every
+/// write to the terminal fails); prints `PID <pid>` at the start and `EXIT <code>` at the end.
+const PTY_RUNNER: &str = r#"
+import os, pty, select, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+print("PID", pid, flush=True)
+open_fd = fd
+while True:
+    r, _, _ = select.select([open_fd, sys.stdin] if open_fd is not None else [sys.stdin], [], [], 1.0)
+    if open_fd is not None and open_fd in r:
+        try:
+            if not os.read(open_fd, 65536):
+                raise OSError
+        except OSError:
+            os.close(open_fd)
+            open_fd = None
+    if sys.stdin in r:
+        line = sys.stdin.readline()
+        if line.strip() == "hangup" and open_fd is not None:
+            os.close(open_fd)
+            open_fd = None
+        if not line or open_fd is None:
+            break
+_, status = os.waitpid(pid, 0)
+print("EXIT", os.waitstatus_to_exitcode(status), flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_terminal_stops_fix_cleanly() {
+    use tokio::io::AsyncWriteExt;
+    let repo = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", repo.path());
+    let server = TestServer::start(vec![
+        Reply::tool_calls(&[("view", json!({"path": "textkit/stats.py"}))]),
+        Reply::text("slow").with_delay(Duration::from_secs(120)),
+    ])
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let traj = out.path().join("run.traj.json");
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-c", PTY_RUNNER, env!("CARGO_BIN_EXE_mend")])
+        .args(["fix", "--sandbox", "docker", "--model", "test-model"])
+        .args([
+            "--base-url",
+            &server.base_url(),
+            "--issue",
+            "fix word_count",
+        ])
+        .arg("--repo")
+        .arg(repo.path())
+        .arg("--trajectory")
+        .arg(&traj)
+        .env_remove("OPENAI_API_KEY")
+        .env("XDG_CONFIG_HOME", out.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while server.requests().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached its second call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hangup\n").await.unwrap();
+    stdin.flush().await.unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("mend did not stop")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("EXIT 129"), "{}", text(&output));
+    let t: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&traj).unwrap_or_else(|e| panic!("no trajectory: {e}")),
+    )
+    .unwrap();
+    assert_eq!(t["exit_status"]["status"], "interrupted");
+    let pid: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PID "))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid: {stdout}"));
+    assert!(
+        containers_of(pid).is_empty(),
+        "left: {:?}",
+        containers_of(pid)
+    );
+}
