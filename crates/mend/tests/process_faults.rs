@@ -77,10 +77,12 @@ async fn fix_stopped_by(signal: &str) -> (Output, u32, Option<serde_json::Value>
     }
     assert!(!containers_of(pid).is_empty(), "no container while running");
     kill(pid, signal);
+    let sent = Instant::now();
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
         .expect("mend did not stop")
         .unwrap();
+    eprintln!("mend fix stopped {:?} after SIG{signal}", sent.elapsed());
     let t = std::fs::read_to_string(&traj)
         .ok()
         .map(|t| serde_json::from_str(&t).unwrap());
@@ -284,6 +286,10 @@ async fn sigterm_stops_a_batch_run_keeping_predictions_and_trajectories() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    eprintln!(
+        "mend swebench run stopped {:?} after SIGTERM",
+        started.elapsed()
+    );
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(143), "{stderr}");
