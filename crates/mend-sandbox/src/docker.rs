@@ -1,5 +1,5 @@
 //! `DockerSandbox`: one container per task, through bollard.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::capture::Captured;
+use crate::engine_host;
 use crate::exec_server::{ExecServer, Ran};
 use crate::paths::{confine, resolve_dir};
 use crate::{Exec, ExecOutput, Sandbox, SandboxError, Termination};
@@ -36,16 +37,49 @@ const WRAPPER: &str = r#"p=$1; t=$2; shift 2; echo $$ > "$p"; if command -v time
 #[derive(Clone)]
 pub struct DockerEngine {
     docker: Docker,
+    endpoint: engine_host::Endpoint,
 }
 
 impl DockerEngine {
+    /// The engine the environment names, as the docker CLI finds it: `DOCKER_HOST`, else
+    /// `DOCKER_CONTEXT` or the CLI's current context, else `/var/run/docker.sock`.
     pub async fn connect() -> Result<DockerEngine, SandboxError> {
-        let unavailable = |e: BollardError| SandboxError::EngineUnavailable(engine_message(&e));
-        let docker = Docker::connect_with_local_defaults().map_err(unavailable)?;
+        let ep = engine_host::resolve(&|k| std::env::var(k).ok())?;
+        Self::connect_endpoint(ep).await
+    }
+
+    /// The engine at `host`, written as for `DOCKER_HOST` (`unix:///path`, `tcp://HOST:PORT`).
+    pub async fn connect_to(host: &str) -> Result<DockerEngine, SandboxError> {
+        Self::connect_endpoint(engine_host::Endpoint::from_host(host, "the given address")).await
+    }
+
+    async fn connect_endpoint(ep: engine_host::Endpoint) -> Result<DockerEngine, SandboxError> {
+        let docker = engine_host::client(&ep)?;
+        let unavailable = |e: BollardError| {
+            SandboxError::EngineUnavailable(format!(
+                "{} (from {}): {}{}",
+                ep.host,
+                ep.source,
+                engine_message(&e),
+                if ep.source == "the default socket" {
+                    " (is dockerd running and is the socket readable? DOCKER_HOST names another engine)"
+                } else {
+                    ""
+                }
+            ))
+        };
         // Debian's engine speaks an older API than bollard's default; negotiate down.
         let docker = docker.negotiate_version().await.map_err(unavailable)?;
         docker.ping().await.map_err(unavailable)?;
-        Ok(DockerEngine { docker })
+        Ok(DockerEngine {
+            docker,
+            endpoint: ep,
+        })
+    }
+
+    /// The engine's address (`unix:///var/run/docker.sock`, `tcp://...`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint.host
     }
 
     pub fn client(&self) -> &Docker {
@@ -215,7 +249,7 @@ impl DockerSandbox {
                 "creating a container from {}",
                 cfg.image
             )))?;
-        let guard = ContainerGuard::new(created.id.clone());
+        let guard = ContainerGuard::new(created.id.clone(), &engine.endpoint);
         engine
             .docker
             .start_container(&created.id, None)
@@ -853,22 +887,27 @@ pub(crate) fn spawn_failure(exec: &Exec, message: &str) -> ExecOutput {
 }
 
 /// Removes the container when dropped, unless disarmed. Live containers are also
-/// registered so a Ctrl-C handler can remove them all ([`remove_live_containers`]).
+/// registered, with the engine they live on, so a Ctrl-C handler can remove them all
+/// ([`remove_live_containers`]).
 struct ContainerGuard {
     id: String,
+    endpoint: engine_host::Endpoint,
 }
 
-fn live() -> &'static Mutex<HashSet<String>> {
-    static LIVE: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    LIVE.get_or_init(|| Mutex::new(HashSet::new()))
+fn live() -> &'static Mutex<HashMap<String, engine_host::Endpoint>> {
+    static LIVE: OnceLock<Mutex<HashMap<String, engine_host::Endpoint>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 impl ContainerGuard {
-    fn new(id: String) -> ContainerGuard {
+    fn new(id: String, endpoint: &engine_host::Endpoint) -> ContainerGuard {
         if let Ok(mut l) = live().lock() {
-            l.insert(id.clone());
+            l.insert(id.clone(), endpoint.clone());
         }
-        ContainerGuard { id }
+        ContainerGuard {
+            id,
+            endpoint: endpoint.clone(),
+        }
     }
 
     fn id(&self) -> &str {
@@ -889,13 +928,13 @@ impl Drop for ContainerGuard {
             return;
         }
         let id = self.disarm();
-        remove_blocking(vec![id]);
+        remove_blocking(vec![(id, self.endpoint.clone())]);
     }
 }
 
 /// Remove every container this process still has (for a Ctrl-C handler before exit).
 pub fn remove_live_containers() -> usize {
-    let ids: Vec<String> = match live().lock() {
+    let ids: Vec<(String, engine_host::Endpoint)> = match live().lock() {
         Ok(mut l) => l.drain().collect(),
         Err(_) => return 0,
     };
@@ -907,8 +946,8 @@ pub fn remove_live_containers() -> usize {
 }
 
 /// Remove containers from synchronous code (Drop, signal handlers). A fresh thread with
-/// its own runtime and client: the caller's runtime may be blocked or shutting down.
-fn remove_blocking(ids: Vec<String>) {
+/// its own runtime and clients: the caller's runtime may be blocked or shutting down.
+fn remove_blocking(ids: Vec<(String, engine_host::Endpoint)>) {
     let worker = std::thread::spawn(move || {
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -917,13 +956,21 @@ fn remove_blocking(ids: Vec<String>) {
             return;
         };
         rt.block_on(async {
-            let Ok(docker) = Docker::connect_with_local_defaults() else { return };
-            let docker = match docker.negotiate_version().await {
-                Ok(d) => d,
-                Err(_) => return,
-            };
-            for id in ids {
-                if let Err(e) = remove_container(&docker, &id).await {
+            // Each container on the engine it was made on (DOCKER_HOST and contexts included).
+            let mut clients: HashMap<String, Option<Docker>> = HashMap::new();
+            for (id, ep) in ids {
+                if !clients.contains_key(&ep.host) {
+                    let docker = match engine_host::client(&ep) {
+                        Ok(d) => d.negotiate_version().await.ok(),
+                        Err(_) => None,
+                    };
+                    clients.insert(ep.host.clone(), docker);
+                }
+                let Some(Some(docker)) = clients.get(&ep.host) else {
+                    tracing::warn!(container = %id, engine = %ep.host, "could not reach the engine to remove a sandbox container");
+                    continue;
+                };
+                if let Err(e) = remove_container(docker, &id).await {
                     tracing::warn!(container = %id, error = %engine_message(&e), "could not remove a sandbox container");
                 }
             }
@@ -966,17 +1013,28 @@ fn owner_alive(owner: &str) -> bool {
         // Another machine's container (a shared engine): not ours to judge.
         return true;
     }
-    match pid.parse::<u32>() {
-        Ok(p) => proc_start_time(p).as_deref() == Some(start),
-        Err(_) => false,
+    let Ok(p) = pid.parse::<u32>() else {
+        return false;
+    };
+    // A zombie (killed, not yet reaped by its parent) is dead: it will never remove anything.
+    match proc_stat(p) {
+        Some((state, start_time)) => start_time == start && !matches!(state, 'Z' | 'X'),
+        None => false,
     }
 }
 
 fn proc_start_time(pid: u32) -> Option<String> {
+    proc_stat(pid).map(|(_, start)| start)
+}
+
+/// State (field 3) and start time (field 22) of a process, from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<(char, String)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (starttime); the command name in field 2 may hold spaces, so count after ')'.
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19).map(str::to_string)
+    // The command name in field 2 may hold spaces and parentheses, so count after the last ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.to_string();
+    Some((state, start))
 }
 
 fn hostname() -> String {

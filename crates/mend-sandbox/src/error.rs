@@ -4,9 +4,8 @@ use std::time::Duration;
 /// (see [`crate::Termination`]); these are.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error(
-        "cannot reach the Docker engine: {0} (is dockerd running and is /var/run/docker.sock readable?)"
-    )]
+    /// Which engine (address and where it came from) and why.
+    #[error("cannot reach the Docker engine: {0}")]
     EngineUnavailable(String),
     #[error(
         "image `{0}` does not exist locally (build it with `mend images base`, or pass an image you have)"

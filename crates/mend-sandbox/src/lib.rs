@@ -12,6 +12,7 @@
 pub mod base_image;
 mod capture;
 mod docker;
+mod engine_host;
 mod error;
 mod exec;
 mod exec_server;

@@ -19,10 +19,12 @@ pub struct Instance {
     pub problem_statement: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment_setup_commit: Option<String>,
-    #[serde(rename = "FAIL_TO_PASS")]
-    pub fail_to_pass: Vec<String>,
-    #[serde(rename = "PASS_TO_PASS")]
-    pub pass_to_pass: Vec<String>,
+    /// `None` when the record has no such field (`null` too): the instance cannot be graded
+    /// until `mend swebench mine --instances` fills the lists in.
+    #[serde(rename = "FAIL_TO_PASS", skip_serializing_if = "Option::is_none")]
+    pub fail_to_pass: Option<Vec<String>>,
+    #[serde(rename = "PASS_TO_PASS", skip_serializing_if = "Option::is_none")]
+    pub pass_to_pass: Option<Vec<String>>,
     /// Fields the harness does not use (hints_text, created_at, difficulty, ...), kept as they came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -431,15 +433,15 @@ pub fn instance_from_value(
 }
 
 /// A test list arrives as a JSON string holding a list (published data) or as a list.
-/// Missing means empty, as in the official harness (validation instances have none).
+/// Missing (or `null`) is kept apart from `[]`: such a record can be mined, not graded.
 fn test_list(
     v: Option<Value>,
     field: &str,
     src: &str,
     line: usize,
-) -> Result<Vec<String>, SwebenchError> {
+) -> Result<Option<Vec<String>>, SwebenchError> {
     let list = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
             Ok(Value::Array(a)) => a,
             Ok(other) => {
@@ -483,7 +485,62 @@ fn test_list(
                 format!("item {i} is {}, not a string", kind(&other)),
             )),
         })
-        .collect()
+        .collect::<Result<Vec<String>, SwebenchError>>()
+        .map(Some)
+}
+
+impl Instance {
+    /// Why this instance cannot be graded, if it cannot: a test list is missing, or
+    /// `FAIL_TO_PASS` is empty — then no test tells a fix from no change at all, and any
+    /// patch (a comment, nothing) would count as resolved. Every published SWE-bench
+    /// instance has at least one `FAIL_TO_PASS` test.
+    pub fn ungradable_reason(&self) -> Option<String> {
+        let missing: Vec<&str> = [
+            ("FAIL_TO_PASS", self.fail_to_pass.is_none()),
+            ("PASS_TO_PASS", self.pass_to_pass.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(name, gone)| gone.then_some(name))
+        .collect();
+        if !missing.is_empty() {
+            return Some(format!("no {}", missing.join(" and no ")));
+        }
+        match &self.fail_to_pass {
+            Some(f) if f.is_empty() => Some("FAIL_TO_PASS is empty".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Refuse instances that cannot be graded ([`Instance::ungradable_reason`]), naming them
+/// and how to fill their test lists in.
+pub fn check_gradable<'a>(
+    instances: impl IntoIterator<Item = &'a Instance>,
+) -> Result<(), SwebenchError> {
+    let bad: Vec<String> = instances
+        .into_iter()
+        .filter_map(|i| {
+            i.ungradable_reason()
+                .map(|why| format!("{} ({why})", i.instance_id))
+        })
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    const SHOWN: usize = 5;
+    let mut names = bad
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if bad.len() > SHOWN {
+        names.push_str(&format!(" and {} more", bad.len() - SHOWN));
+    }
+    Err(SwebenchError::Ungradable {
+        count: bad.len(),
+        names,
+    })
 }
 
 #[cfg(test)]
@@ -506,8 +563,9 @@ mod tests {
             "x",
         )
         .unwrap();
-        assert_eq!(a[0].fail_to_pass, vec!["t.py::a"]);
-        assert_eq!(a[0].pass_to_pass, vec!["t.py::b"]);
+        assert_eq!(a[0].fail_to_pass, Some(vec!["t.py::a".to_string()]));
+        assert_eq!(a[0].pass_to_pass, Some(vec!["t.py::b".to_string()]));
+        assert_eq!(a[0].ungradable_reason(), None);
         let truncated_list = format!(
             ",\"FAIL_TO_PASS\":{}",
             serde_json::to_string("[\"t.py::a\"").unwrap()
@@ -617,20 +675,69 @@ mod tests {
         assert!(e.contains("instance_id"), "{e}");
     }
 
+    #[test]
+    fn records_without_test_lists_load_but_are_ungradable() {
+        let one = |extra: &str| parse_instances(&rec(extra), "d").unwrap().remove(0);
+        let none = one("");
+        assert_eq!(
+            (none.fail_to_pass.as_ref(), none.pass_to_pass.as_ref()),
+            (None, None)
+        );
+        assert_eq!(
+            none.ungradable_reason().as_deref(),
+            Some("no FAIL_TO_PASS and no PASS_TO_PASS")
+        );
+        let nulls = one(r#","FAIL_TO_PASS":null,"PASS_TO_PASS":null"#);
+        assert!(nulls.ungradable_reason().is_some());
+        let empty = one(r#","FAIL_TO_PASS":"[]","PASS_TO_PASS":[]"#);
+        assert_eq!(
+            empty.ungradable_reason().as_deref(),
+            Some("FAIL_TO_PASS is empty")
+        );
+        let no_p2p = one(r#","FAIL_TO_PASS":["t::a"]"#);
+        assert_eq!(
+            no_p2p.ungradable_reason().as_deref(),
+            Some("no PASS_TO_PASS")
+        );
+        // Official shape: FAIL_TO_PASS given, PASS_TO_PASS empty.
+        let ok = one(r#","FAIL_TO_PASS":["t::a"],"PASS_TO_PASS":[]"#);
+        assert_eq!(ok.ungradable_reason(), None);
+        // Missing lists stay missing when written back (published form has them or not).
+        let v = serde_json::to_value(&none).unwrap();
+        assert!(v.get("FAIL_TO_PASS").is_none());
+
+        let e = check_gradable([&ok, &none, &empty])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("2 instance(s)")
+                && e.contains("o__r-1 (no FAIL_TO_PASS and no PASS_TO_PASS)")
+                && e.contains("mend swebench mine --instances"),
+            "{e}"
+        );
+        assert!(check_gradable([&ok]).is_ok());
+    }
+
     /// The development data on this machine loads and validates (skipped when absent).
     #[test]
     fn shared_dev_data_loads_when_present() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/swe-bench-verified.dev.jsonl");
-        if !path.exists() {
-            eprintln!("note: {} not present; nothing to check", path.display());
+        // `../shared/data` of the main checkout; a worktree sits deeper, so try every ancestor.
+        let Some(path) = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|a| a.join("shared/data/swe-bench-verified.dev.jsonl"))
+            .find(|p| p.exists())
+        else {
+            eprintln!("note: no shared/data beside the checkout; nothing to check");
             return;
-        }
+        };
         let all = load_instances(&path).unwrap();
         assert_eq!(all.len(), 47);
         assert!(
             all.iter()
                 .all(|i| !i.patch.is_empty() && i.extra.contains_key("difficulty"))
         );
+        // It has no test lists: none of it can be graded as it is.
+        let e = check_gradable(&all).unwrap_err().to_string();
+        assert!(e.contains("47 instance(s)"), "{e}");
     }
 }

@@ -39,6 +39,12 @@ pub enum SwebenchError {
     Download { url: String, message: String },
     #[error("sandbox: {0}")]
     Sandbox(#[from] mend_sandbox::SandboxError),
+    /// Instances without test lists (or with an empty `FAIL_TO_PASS`): grading them would
+    /// call any patch resolved.
+    #[error(
+        "cannot grade {count} instance(s) without test lists: {names}. Fill FAIL_TO_PASS/PASS_TO_PASS in with `mend swebench mine --instances DATASET` (it runs the touched tests before and after the gold patch), or use a dataset that has them"
+    )]
+    Ungradable { count: usize, names: String },
     #[error("{0}")]
     Invalid(String),
 }

@@ -17,7 +17,7 @@ use mend_sandbox::{
 use serde::{Deserialize, Serialize};
 
 use crate::SwebenchError;
-use crate::dataset::{Filter, Instance, Prediction, gold_predictions};
+use crate::dataset::{Filter, Instance, Prediction, check_gradable, gold_predictions};
 use crate::grading::{APPLY_PATCH_FAIL, APPLY_PATCH_PASS, ReportFile, grade, to_json_indent4};
 use crate::images::{EnvironmentNotes, ImageSource};
 use crate::script::{APPLY_COMMANDS, REPO_DIR, eval_script};
@@ -131,6 +131,10 @@ pub struct EvalOptions {
     /// Run the tests for empty patches too (graded like any other run) instead of the
     /// official "empty patch, not run"; validating a harness wants to see them fail.
     pub run_empty_patches: bool,
+    /// Refuse, before any container starts, to evaluate instances that cannot be graded
+    /// (no test lists, or an empty `FAIL_TO_PASS`). Off only for runs that collect test logs
+    /// to make the lists from (`mine`).
+    pub require_test_lists: bool,
 }
 
 impl EvalOptions {
@@ -157,6 +161,7 @@ impl EvalOptions {
             progress: None,
             cancel: None,
             run_empty_patches: false,
+            require_test_lists: true,
         }
     }
 }
@@ -261,6 +266,13 @@ pub async fn evaluate(opts: EvalOptions) -> Result<RunSummary, SwebenchError> {
         .iter()
         .map(|p| (p.instance_id.as_str(), p))
         .collect();
+    if opts.require_test_lists {
+        check_gradable(
+            selected
+                .iter()
+                .filter(|i| by_id.contains_key(i.instance_id.as_str())),
+        )?;
+    }
 
     let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
     let environments: std::sync::Mutex<BTreeMap<String, EnvironmentNotes>> = Default::default();
@@ -780,8 +792,8 @@ async fn run_instance_inner(
         pred.model_patch.as_deref(),
         &test_output,
         repo_spec.log_parser,
-        &inst.fail_to_pass,
-        &inst.pass_to_pass,
+        inst.fail_to_pass.as_deref().unwrap_or_default(),
+        inst.pass_to_pass.as_deref().unwrap_or_default(),
     );
     let resolved = report.resolved;
     let file: ReportFile = [(id.clone(), report)].into_iter().collect();

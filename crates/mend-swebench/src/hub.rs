@@ -316,8 +316,11 @@ mod tests {
         };
         let got = load_hub_dataset("verified", "test", &opts).await.unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0].fail_to_pass, vec!["t.py::a"]);
-        assert_eq!(got[1].pass_to_pass, vec!["t.py::b", "t.py::c"]);
+        assert_eq!(got[0].fail_to_pass, Some(vec!["t.py::a".to_string()]));
+        assert_eq!(
+            got[1].pass_to_pass,
+            Some(vec!["t.py::b".to_string(), "t.py::c".to_string()])
+        );
         assert_eq!(got[1].base_commit, "abcdef1");
         // Second load: from the cache, no download.
         let again = load_hub_dataset("princeton-nlp/SWE-bench_Verified", "test", &opts)

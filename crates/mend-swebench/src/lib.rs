@@ -22,7 +22,8 @@ pub mod script;
 pub mod specs;
 
 pub use dataset::{
-    Filter, Instance, Prediction, gold_predictions, load_instances, load_predictions,
+    Filter, Instance, Prediction, check_gradable, gold_predictions, load_instances,
+    load_predictions,
 };
 pub use error::SwebenchError;
 pub use eval::{

@@ -271,6 +271,8 @@ pub async fn fill_test_lists(
         eo.cancel = opts.cancel.clone();
         eo.memory_bytes = opts.memory_bytes;
         eo.run_empty_patches = true;
+        // These runs collect test logs to make the lists from; nothing is graded.
+        eo.require_test_lists = false;
         let summary = evaluate(eo).await?;
         mined.environments.extend(summary.environments.clone());
         let phase_maps = maps.entry(phase).or_default();
@@ -331,8 +333,8 @@ pub async fn fill_test_lists(
             });
             continue;
         }
-        inst.fail_to_pass = f2p;
-        inst.pass_to_pass = p2p;
+        inst.fail_to_pass = Some(f2p);
+        inst.pass_to_pass = Some(p2p);
         mined.instances.push(inst);
     }
     Ok(mined)

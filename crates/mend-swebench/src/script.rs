@@ -99,8 +99,8 @@ mod tests {
             test_patch: test_patch.into(),
             problem_statement: String::new(),
             environment_setup_commit: None,
-            fail_to_pass: vec![],
-            pass_to_pass: vec![],
+            fail_to_pass: None,
+            pass_to_pass: None,
             extra: Default::default(),
         }
     }

@@ -504,3 +504,70 @@ async fn cancelling_keeps_finished_reports_and_removes_containers() {
         "containers left behind"
     );
 }
+
+/// Issue 13 item 3: a record with no test lists (as in ../shared/data), or with both lists
+/// given as `[]`, made a patch that only adds a comment "resolved". It is refused before
+/// any container starts, naming the instance and `mine --instances`, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_without_test_lists_are_refused_not_graded() {
+    let engine = mend_sandbox::testing::engine().await;
+    let base = mend_sandbox::testing::base_image(&engine).await;
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    let commit = make_repo(&ctx.join("repo"));
+    let image = build_image(&base, &ctx).await;
+    let comment_only = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,3 @@\n+# looked at this\n def add(a, b):\n     return a - b\n";
+    let record = |id: &str, lists: Option<(Value, Value)>| {
+        let mut v = serde_json::json!({
+            "instance_id": id, "repo": "mendtest/calc", "base_commit": commit, "version": "0.1",
+            "patch": GOLD, "test_patch": TEST_PATCH, "problem_statement": "add() subtracts",
+        });
+        if let Some((f2p, p2p)) = lists {
+            v["FAIL_TO_PASS"] = f2p;
+            v["PASS_TO_PASS"] = p2p;
+        }
+        mend_swebench::dataset::instance_from_value(v, "e2e", 1).unwrap()
+    };
+    let cases = [
+        ("mendtest__calc-30", None),
+        (
+            "mendtest__calc-31",
+            Some((Value::String("[]".into()), serde_json::json!([]))),
+        ),
+    ];
+    let mut specs = Specs::builtin();
+    specs.merge(Specs::from_json(SPECS).unwrap());
+    let specs = Arc::new(specs);
+    for (id, lists) in cases {
+        let images = Arc::new(LocalImages::parse(&format!("{id} {image}\n")).unwrap());
+        let run_id = format!("nolists-{}", std::process::id());
+        let mut opts = EvalOptions::new(
+            vec![record(id, lists)],
+            PredictionsSource::List(vec![Prediction {
+                instance_id: id.into(),
+                model_name_or_path: "m".into(),
+                model_patch: Some(comment_only.into()),
+            }]),
+            run_id.clone(),
+            images,
+        );
+        opts.specs = specs.clone();
+        opts.timeout = Duration::from_secs(120);
+        opts.log_root = work.path().join("logs/run_evaluation");
+        opts.report_dir = work.path().to_path_buf();
+        match evaluate(opts).await {
+            Ok(s) => panic!("{id}: graded without test lists: {:?}", s.outcomes),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains(id) && e.contains("mend swebench mine --instances"),
+                    "{e}"
+                );
+            }
+        }
+        let report = instance_log_dir(&work.path().join("logs/run_evaluation"), &run_id, "m", id)
+            .join("report.json");
+        assert!(!report.exists(), "{id}: a report was written");
+        assert!(!work.path().join(format!("m.{run_id}.json")).exists());
+    }
+}

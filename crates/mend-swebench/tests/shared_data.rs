@@ -54,3 +54,43 @@ fn verified_dev_instances_render_and_their_gold_patches_pass_the_checks() {
         }
     }
 }
+
+/// The records here have no FAIL_TO_PASS/PASS_TO_PASS: evaluating them is refused up front
+/// (no image is looked for, nothing written), naming the instance and `mine --instances`.
+#[tokio::test]
+async fn shared_dev_records_without_test_lists_are_refused_by_evaluate() {
+    // `../shared/data` of the main checkout; a worktree sits deeper, so try every ancestor.
+    let Some(path) = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data/swe-bench-verified.dev.jsonl"))
+        .find(|p| p.exists())
+    else {
+        eprintln!("note: no shared/data beside the checkout; nothing to check");
+        return;
+    };
+    let all = load_instances(&path).unwrap();
+    let id = all[0].instance_id.clone();
+    let work = tempfile::tempdir().unwrap();
+    let mut opts = mend_swebench::EvalOptions::new(
+        all,
+        mend_swebench::PredictionsSource::Gold,
+        "shared-nolists",
+        std::sync::Arc::new(mend_swebench::LocalImages::default()),
+    );
+    opts.filter.instance_ids = vec![id.clone()];
+    opts.log_root = work.path().join("logs");
+    opts.report_dir = work.path().to_path_buf();
+    match mend_swebench::evaluate(opts).await {
+        Ok(s) => panic!("graded without test lists: {:?}", s.outcomes),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(
+                e.contains(&id)
+                    && e.contains("no FAIL_TO_PASS")
+                    && e.contains("mend swebench mine --instances"),
+                "{e}"
+            );
+        }
+    }
+    assert!(std::fs::read_dir(work.path()).unwrap().next().is_none());
+}

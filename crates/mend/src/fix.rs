@@ -158,7 +158,10 @@ pub async fn run(
         max_cost_usd: repo_cfg.max_cost(user_cost),
         ..Default::default()
     };
-    let model = crate::model::build(&args.model, cfg.model.as_ref(), limits)?;
+    // A missing key or a dead endpoint fails here, not after minutes of retries.
+    let scope = crate::doctor::Scope::default();
+    crate::doctor::preflight(&args.model, cfg.model.as_ref(), &scope).await?;
+    let model = crate::model::build(&args.model, cfg.model.as_ref(), limits).await?;
     eprintln!("model: {}", model.name());
     // An issue too big for the window is refused before any sandbox is made.
     let probe = TaskInput {

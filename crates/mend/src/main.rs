@@ -2,6 +2,7 @@
 //! Everything the user reads is printed here; the libraries only return values.
 mod config;
 mod demo;
+mod doctor;
 mod fix;
 mod images;
 mod index_cmd;
@@ -46,6 +47,10 @@ enum Command {
     /// See the whole loop without a model: mend fixes a bug in a bundled repository, in a
     /// Docker sandbox, with the model's answers replayed from a recorded conversation.
     Demo(demo::DemoArgs),
+    /// Check that a run can work: the Docker engine, the base image, the model endpoint
+    /// (reachable, model listed, context window, tool calls, API key). Exits non-zero when
+    /// something needed fails, saying how to fix it.
+    Doctor(doctor::DoctorArgs),
     /// Build the images mend runs in (no registry needed).
     #[command(subcommand)]
     Images(images::ImagesCmd),
@@ -90,26 +95,38 @@ fn main() -> ExitCode {
         }
     };
     // Commands that can stop cleanly (write what they have, remove their containers) get
-    // the first Ctrl-C as a request; a second one, or any Ctrl-C for the others, aborts.
+    // the first stop signal as a request; a second one, or any for the others, aborts.
     let graceful = matches!(
         cli.command,
         Command::Fix(_) | Command::Demo(_) | Command::Swebench(_)
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut received: Option<StopSignal> = None;
+    // Known now: after a hang-up the terminal no longer answers `isatty`.
+    let terminals = Terminals::now();
     let result = rt.block_on(async {
+        let mut signals = StopSignals::install();
         let interrupted = async {
-            let _ = tokio::signal::ctrl_c().await;
+            let first = signals.next().await;
+            received = Some(first);
+            if first.number == SIGHUP.number {
+                terminals.detach();
+            }
             if graceful {
-                eprintln!("\nstopping cleanly: finished work is kept (Ctrl-C again to abort)");
+                say(&format!(
+                    "\n{}: stopping cleanly, finished work is kept ({} again to abort)",
+                    first.name,
+                    first.again()
+                ));
                 let _ = stop_tx.send(true);
-                let _ = tokio::signal::ctrl_c().await;
+                signals.next().await;
             }
         };
         tokio::select! {
             r = run(cli.command, stop_rx) => r,
             _ = interrupted => {
                 let n = mend_sandbox::remove_live_containers();
-                eprintln!("\ninterrupted; removed {n} sandbox container(s)");
+                say(&format!("\ninterrupted; removed {n} sandbox container(s)"));
                 Ok(ExitCode::from(130))
             }
         }
@@ -117,10 +134,132 @@ fn main() -> ExitCode {
     // Whatever path we leave by, no container of ours outlives the process.
     mend_sandbox::remove_live_containers();
     match result {
+        // Interrupted by SIGTERM or SIGHUP: the shell's convention, 128 + the signal.
+        Ok(code) if code == ExitCode::from(130) => received.map(|s| s.exit_code()).unwrap_or(code),
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(&format!("error: {e:#}"));
             ExitCode::from(1)
+        }
+    }
+}
+
+/// A line on stderr that cannot fail: after SIGHUP the terminal may be gone, and a failed
+/// write must not turn a clean stop into a panic.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Whether stdout and stderr were terminals at the start.
+struct Terminals {
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Terminals {
+    fn now() -> Terminals {
+        use std::io::IsTerminal;
+        Terminals {
+            stdout: std::io::stdout().is_terminal(),
+            stderr: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// After a hang-up every write to the terminal fails, and the prints of a clean stop
+    /// would panic before the trajectory is written: point the streams that were that
+    /// terminal at /dev/null (nobody is left to read them; files are still written).
+    fn detach(&self) {
+        use std::os::fd::AsRawFd;
+        let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+            return;
+        };
+        for (was_tty, fd) in [(self.stdout, 1), (self.stderr, 2)] {
+            if was_tty {
+                // SAFETY: dup2 of an open descriptor onto a standard one; no Rust object owns fd 1 or 2.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), fd);
+                }
+            }
+        }
+    }
+}
+
+/// Which signal asked mend to stop (numbers as on every Linux architecture).
+#[derive(Clone, Copy)]
+struct StopSignal {
+    name: &'static str,
+    number: u8,
+}
+
+const SIGINT: StopSignal = StopSignal {
+    name: "Ctrl-C",
+    number: 2,
+};
+const SIGTERM: StopSignal = StopSignal {
+    name: "SIGTERM",
+    number: 15,
+};
+const SIGHUP: StopSignal = StopSignal {
+    name: "SIGHUP",
+    number: 1,
+};
+
+impl StopSignal {
+    fn again(&self) -> &'static str {
+        if self.number == SIGINT.number {
+            "Ctrl-C"
+        } else {
+            "the same signal"
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from(128 + self.number)
+    }
+}
+
+/// SIGINT (Ctrl-C), SIGTERM (`kill`, `docker stop`, systemd, CI timeouts) and SIGHUP (a
+/// closed terminal or SSH session) all mean "stop": each gets the graceful path.
+struct StopSignals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            // Without a handler the signal keeps its default action (exit at once).
+            Err(e) => {
+                tracing::warn!(signal = name, error = %e, "cannot handle the signal");
+                None
+            }
+        };
+        StopSignals {
+            int: install(SignalKind::interrupt(), SIGINT.name),
+            term: install(SignalKind::terminate(), SIGTERM.name),
+            hup: install(SignalKind::hangup(), SIGHUP.name),
+        }
+    }
+
+    /// The next stop signal (never, for one that could not be installed).
+    async fn next(&mut self) -> StopSignal {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            let received = match s {
+                Some(s) => s.recv().await.is_some(),
+                None => false,
+            };
+            if !received {
+                std::future::pending::<()>().await;
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.int) => SIGINT,
+            _ = recv(&mut self.term) => SIGTERM,
+            _ = recv(&mut self.hup) => SIGHUP,
         }
     }
 }
@@ -129,6 +268,7 @@ async fn run(cmd: Command, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::
     match cmd {
         Command::Fix(args) => fix::run(*args, stop).await,
         Command::Demo(args) => demo::run(args, stop).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Images(c) => images::run(c).await,
         Command::Sandbox(c) => sandbox_cmd::run(c).await,
         Command::Index(a) => index_cmd::index(a).await,

@@ -19,7 +19,9 @@ use mend_swebench::{
 pub enum SwebenchCmd {
     /// Evaluate predictions on SWE-bench instances in Docker, in the official harness's
     /// formats: per-instance report.json/test_output.txt/patch.diff/run_instance.log under
-    /// logs/run_evaluation/<run_id>/<model>/<id>/, and <model>.<run_id>.json.
+    /// logs/run_evaluation/<run_id>/<model>/<id>/, and <model>.<run_id>.json. Instances need
+    /// FAIL_TO_PASS/PASS_TO_PASS (`mine --instances` fills them in); exits 1 when no instance
+    /// could be graded.
     ///
     /// Example: mend swebench eval --predictions preds.jsonl --dataset verified --run-id r1
     Eval(Box<EvalArgs>),
@@ -574,7 +576,22 @@ async fn eval(a: EvalArgs, cancel: tokio::sync::watch::Receiver<bool>) -> anyhow
         summary.report_path.display(),
         summary.details_path.display()
     );
+    if let Some(why) = nothing_graded(r) {
+        eprintln!("error: {why}; the report files are kept");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An evaluation where instances errored and none was graded is a failure, not a score
+/// of zero: say so (the caller exits non-zero).
+fn nothing_graded(r: &mend_swebench::SummaryReport) -> Option<String> {
+    (r.completed_instances == 0 && r.error_instances > 0).then(|| {
+        format!(
+            "no instance could be graded: {} of {} submitted errored",
+            r.error_instances, r.submitted_instances
+        )
+    })
 }
 
 fn default_run_id() -> String {
@@ -852,6 +869,13 @@ async fn run_cmd(
 ) -> anyhow::Result<ExitCode> {
     let specs = load_specs(a.images.specs.as_deref())?;
     let dataset = load_dataset(&a.dataset, &a.split).await?;
+    // Grading needs test lists: refuse before any agent runs, not after the whole batch.
+    if a.eval {
+        let selected = filter(&a.select).apply(dataset.clone())?;
+        mend_swebench::check_gradable(&selected).context(
+            "--eval cannot grade this selection (run without --eval to only make predictions)",
+        )?;
+    }
     let mirrors = a
         .images
         .repo_mirrors
@@ -876,8 +900,13 @@ async fn run_cmd(
             })
         }
         None => {
+            let scope = crate::doctor::Scope::default();
+            crate::doctor::preflight(&a.model, file_cfg.model.as_ref(), &scope).await?;
             let cfg = crate::model::config(&a.model, file_cfg.model.as_ref())?;
             let base = mend_llm::OpenAiCompatible::new(cfg)?;
+            let source = base.discover_context().await;
+            let window = mend_llm::Model::context_window(&base);
+            eprintln!("context window: {window} tokens, {source}");
             Arc::new(move |_inst, ledger| {
                 Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn mend_llm::Model>)
             })
@@ -950,6 +979,7 @@ async fn run_cmd(
         eprintln!("stopped early: {why}");
     }
     eprintln!("predictions: {}", result.predictions_path.display());
+    let mut eval_failed = false;
     if a.eval && !*cancel.borrow() {
         let display = Display::new("evaluating");
         let mut opts = EvalOptions::new(
@@ -977,9 +1007,13 @@ async fn run_cmd(
             100.0 * r.resolve_rate(),
             summary.report_path.display()
         );
+        if let Some(why) = nothing_graded(r) {
+            eprintln!("evaluation failed: {why}");
+            eval_failed = true;
+        }
     }
     println!("{}", result.run_dir.display());
-    Ok(if result.stopped.is_some() || s.errors > 0 {
+    Ok(if result.stopped.is_some() || s.errors > 0 || eval_failed {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
@@ -1082,7 +1116,7 @@ fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
     );
     if resolved_ids.is_none() {
         println!(
-            "(not evaluated: run `mend swebench eval --predictions {} ...` or `run --eval` for resolve-rate)",
+            "(not evaluated: run `mend swebench eval --predictions {} ...` or `run --eval` for resolve-rate; grading needs a dataset with FAIL_TO_PASS/PASS_TO_PASS)",
             dir.join("predictions.jsonl").display()
         );
     }
