@@ -551,7 +551,7 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
     std::fs::create_dir_all(xdg.path().join("mend")).unwrap();
     std::fs::write(
         xdg.path().join("mend/mend.toml"),
-        "[model]\ncontext_window = 7000\n",
+        "[model]\ncontext_window = 22000\n",
     )
     .unwrap();
     let xdg_path = xdg.path().display().to_string();
@@ -559,10 +559,12 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
     let script = vec![
         bash("seq 1 3000"),
         edit(BUGGY, FIXED),
-        bash("echo one"),
-        bash("echo two"),
-        bash("echo three"),
-        bash("echo four"),
+        // Later outputs big enough that the prompt passes the budget whatever the
+        // tokenizer's exact count of the first one.
+        bash("seq 1 600"),
+        bash("seq 2 600"),
+        bash("seq 3 600"),
+        bash("seq 4 600"),
         submit(),
     ];
     let run = support::run_fix_env(
