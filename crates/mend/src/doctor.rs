@@ -18,7 +18,8 @@ use crate::model::ModelArgs;
 pub struct DoctorArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The repository whose mend.toml applies (default: only the user's config).
+    /// A repository whose mend.toml to check (it may set only safe keys; the model, image
+    /// and sandbox always come from your own config and flags).
     #[arg(long)]
     pub repo: Option<PathBuf>,
     /// The sandbox image to look for (default: mend's base image).
@@ -97,10 +98,21 @@ pub struct Scope {
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    // The model, image and sandbox come from the user's config only: a repository's
+    // mend.toml cannot choose them (see config::RepoConfig).
     let (cfg, cfg_path) = FileConfig::user()?;
     match &cfg_path {
         Some(p) => println!("config: {}", p.display()),
         None => println!("config: none (flags and defaults)"),
+    }
+    if let Some(repo) = &args.repo {
+        let rc = crate::config::RepoConfig::load(repo);
+        if let Some(p) = &rc.path {
+            println!("repository config: {} (safe keys only)", p.display());
+            if !rc.ignored.is_empty() {
+                println!("warn   repository config: ignored {}", rc.ignored.join(", "));
+            }
+        }
     }
     let scope = Scope {
         docker: !args.no_docker,
