@@ -57,7 +57,7 @@ pub fn clip(s: &str, max_chars: usize) -> String {
 }
 
 /// One failing test, reduced to what the model needs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Failure {
     /// `FAILED tests/x.py::test_y`, `ERROR: test_y (mod.Class.test_y)`, ...
     id: String,
@@ -132,7 +132,10 @@ fn parse(lines: &[&str]) -> Report {
             || unittest.is_match(line)
             || is_summary(line);
         if ends_block && !matches!(block, Block::None) {
-            bodies.push((std::mem::replace(&mut block, Block::None), std::mem::take(&mut body)));
+            bodies.push((
+                std::mem::replace(&mut block, Block::None),
+                std::mem::take(&mut body),
+            ));
         }
         if is_summary(line) {
             report.summary.push(line.trim().to_string());
@@ -166,7 +169,11 @@ fn parse(lines: &[&str]) -> Report {
             if let Some(c) = short.captures(line) {
                 if matches!(&c[1], "FAILED" | "ERROR") && !c[2].is_empty() {
                     let msg = c.get(3).map(|m| vec![m.as_str().to_string()]);
-                    short_summary.push((c[1].to_string(), c[2].to_string(), msg.unwrap_or_default()));
+                    short_summary.push((
+                        c[1].to_string(),
+                        c[2].to_string(),
+                        msg.unwrap_or_default(),
+                    ));
                 } else {
                     // A status that is not a failure ends the previous entry's message.
                     short_summary.push((String::new(), String::new(), Vec::new()));
@@ -364,11 +371,7 @@ fn extract(body: &[&str]) -> Failure {
                 after.push(l.to_string());
             }
         }
-        let exception = if e_lines.is_empty() {
-            after
-        } else {
-            e_lines
-        };
+        let exception = if e_lines.is_empty() { after } else { e_lines };
         Seg {
             frames,
             exception: trim_blank(exception),
@@ -396,7 +399,12 @@ fn extract(body: &[&str]) -> Failure {
     let mut exception = last.exception.clone();
     if exception.is_empty() && last.frames.is_empty() {
         // No traceback at all (a doctest, a runner message): the first lines say why.
-        exception = trim_blank(body.iter().take(MAX_EXC_LINES).map(|l| l.to_string()).collect());
+        exception = trim_blank(
+            body.iter()
+                .take(MAX_EXC_LINES)
+                .map(|l| l.to_string())
+                .collect(),
+        );
     }
     Failure {
         id: String::new(),
@@ -453,7 +461,11 @@ fn render(f: &Failure, frames: usize, exc: usize) -> String {
         out.push(format!("[... {} more lines]", f.exception.len() - exc));
     }
     if exc > 1 {
-        out.extend(f.chained.iter().map(|c| format!("(chained from: {})", clip_line(c))));
+        out.extend(
+            f.chained
+                .iter()
+                .map(|c| format!("(chained from: {})", clip_line(c))),
+        );
     }
     out.join("\n")
 }
@@ -474,32 +486,27 @@ fn fit(f: &Failure, share: usize) -> String {
 
 fn render_report(report: &Report, max_chars: usize) -> String {
     let summary = clip(&report.summary.join("\n"), 600);
-    // Room for the failures, the note on those left out and the summary.
+    // Room for the note on failures left out, when there are some.
     let note_room = 220;
-    let budget = max_chars.saturating_sub(summary.chars().count() + note_room + 2);
+    let room = max_chars.saturating_sub(summary.chars().count() + 2);
 
     // A failure that repeats an earlier one's error (parametrized tests) is named only.
-    let mut first_seen: Vec<(&[Vec<String>], &[String], &str)> = Vec::new();
+    let mut first_seen: Vec<&Failure> = Vec::new();
     let failures: Vec<Failure> = report
         .failures
         .iter()
         .map(|f| {
             let same = first_seen
                 .iter()
-                .find(|(fr, ex, _)| *fr == f.frames.as_slice() && *ex == f.exception.as_slice());
+                .find(|s| s.frames == f.frames && s.exception == f.exception);
             match same {
-                Some((_, _, id)) if !f.exception.is_empty() => Failure {
-                    id: format!("{} (same error as {id})", f.id),
+                Some(s) if !f.exception.is_empty() => Failure {
+                    id: format!("{} (same error as {})", f.id, s.id),
                     ..Failure::default()
                 },
                 _ => {
-                    first_seen.push((&f.frames, &f.exception, &f.id));
-                    Failure {
-                        id: f.id.clone(),
-                        frames: f.frames.clone(),
-                        exception: f.exception.clone(),
-                        chained: f.chained.clone(),
-                    }
+                    first_seen.push(f);
+                    f.clone()
                 }
             }
         })
@@ -510,15 +517,25 @@ fn render_report(report: &Report, max_chars: usize) -> String {
         .iter()
         .map(|f| render(f, MAX_FRAMES, MAX_EXC_LINES).chars().count() + 2)
         .collect();
-    let mut shown = 0;
-    let mut floor = 0;
-    for &size in &full {
-        floor += size.min(MIN_SHARE);
-        if floor > budget && shown > 0 {
-            break;
+    let floors = |budget: usize| {
+        let mut shown = 0;
+        let mut floor = 0;
+        for &size in &full {
+            floor += size.min(MIN_SHARE);
+            if floor > budget && shown > 0 {
+                break;
+            }
+            shown += 1;
         }
-        shown += 1;
-    }
+        shown
+    };
+    let (shown, budget) = match floors(room) {
+        all if all == failures.len() => (all, room),
+        _ => {
+            let budget = room.saturating_sub(note_room);
+            (floors(budget), budget)
+        }
+    };
 
     // Each failure gets its share; what a short one leaves goes to the others.
     let mut order: Vec<usize> = (0..shown).collect();

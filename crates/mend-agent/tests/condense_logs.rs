@@ -50,7 +50,10 @@ const CALC: &[&str] = &[
 ];
 
 fn assert_bounded_message(c: &str) {
-    assert!(!c.contains("line 39: value 78"), "long message not bounded:\n{c}");
+    assert!(
+        !c.contains("line 39: value 78"),
+        "long message not bounded:\n{c}"
+    );
 }
 
 #[test]
@@ -215,6 +218,31 @@ fn harness_fixture_logs_keep_their_errors() {
     );
 }
 
+#[test]
+fn a_long_failure_does_not_crowd_out_the_others() {
+    // Four different errors in 1,000 characters: the 41-line message gets its share only.
+    let c = check(
+        "unittest_discover_v.log",
+        1_000,
+        &[
+            "ERROR: test_describe",
+            "ValueError: cannot describe",
+            "ERROR: test_parse",
+            "KeyError: \"no number in 'x1'\"",
+            "ERROR: test_scale",
+            "return v * factor + \"0\"",
+            "TypeError: unsupported operand type(s) for +: 'int' and 'str'",
+            "FAIL: test_equal",
+            "AssertionError: {'a': 1, 'b': [1, 2, 3]} != {'a': 1, 'b': [1, 2, 4]}",
+            "FAILED (failures=1, errors=3)",
+        ],
+    );
+    assert!(!c.contains("not shown"), "{c}");
+    // Too little room for all: the first ones are shown and the rest counted.
+    let c = check("unittest_discover_v.log", 500, &["ERROR: test_describe"]);
+    assert!(c.contains("more failing tests not shown"), "{c}");
+}
+
 /// Failure ids `test_many[N]` shown in a condensed view.
 fn shown(c: &str) -> Vec<usize> {
     c.lines()
@@ -258,31 +286,12 @@ fn many_failures_share_the_budget_and_count_the_rest() {
 
 #[test]
 fn unknown_output_falls_back_to_its_tail() {
-    let out = (0..200).map(|i| format!("make: step {i}\n")).collect::<String>();
+    let out = (0..200)
+        .map(|i| format!("make: step {i}\n"))
+        .collect::<String>();
     let c = condense_test_output(&out, 500);
     assert!(c.chars().count() <= 500);
     assert!(c.contains("make: step 199"), "{c}");
-}
-
-/// Prints each fixture's condensed view: `cargo test --test condense_logs show -- --ignored --nocapture`.
-#[test]
-#[ignore = "prints the condensed fixtures for a reader; asserts nothing"]
-fn show() {
-    for name in [
-        "pytest_default.log",
-        "pytest_q_ra.log",
-        "pytest_tb_short.log",
-        "pytest_tb_no_ra.log",
-        "pytest_collect_error.log",
-        "pytest_many_q.log",
-        "unittest_discover_v.log",
-        "django_runtests.log",
-        "swebench/sympy_mixed.log",
-        "swebench/pytest_verbose_long.log",
-        "swebench/pytest_astropy_color.log",
-    ] {
-        eprintln!("===== {name}\n{}", condense_test_output(&log(name), 2_500));
-    }
 }
 
 #[test]
