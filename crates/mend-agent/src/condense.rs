@@ -30,7 +30,11 @@ pub fn condense_test_output(output: &str, max_chars: usize) -> String {
                 },
                 max_chars,
             ),
-            None if !report.summary.is_empty() => report.summary.join("\n"),
+            // A passing run needs its counts only; a failing one in a shape not understood
+            // keeps its tail, where runners put what went wrong.
+            None if !report.summary.is_empty() && !says_failed(&report.summary) => {
+                report.summary.join("\n")
+            }
             None => tail(&clean, 60),
         }
     } else {
@@ -270,6 +274,15 @@ fn is_summary(line: &str) -> bool {
         r"^(=+ .*\d+ (failed|passed|errors?|skipped|deselected|xfailed|xpassed|warnings?)\b.* in [\d.]+ ?s(econds)?.* =+|\d+ (failed|passed|errors?)\b.* in [\d.]+s( \(.*\))?|!+ .* !+|Ran \d+ tests? in .*|(FAILED|OK)( \(.*\))?|\s*tests finished: .*)$",
     )
     .is_match(line)
+}
+
+fn says_failed(summary: &[String]) -> bool {
+    static FAILED: OnceLock<Regex> = OnceLock::new();
+    let failed = re(
+        &FAILED,
+        r"\b(failed|errors?|FAILED|Interrupted)\b|\b[1-9]\d* exceptions",
+    );
+    summary.iter().any(|l| failed.is_match(l))
 }
 
 /// A location that is not the repository's: the standard library, installed packages,
@@ -595,6 +608,20 @@ FAILED tests/test_calc.py::test_add - assert -1 == 5\n\
         assert!(c.contains("1 failed, 2 passed"));
         assert!(!c.contains("collected 3 items"));
         assert!(!c.contains("/usr/lib/python3"));
+    }
+
+    #[test]
+    fn passing_runs_keep_counts_and_unknown_failures_their_tail() {
+        let passing = "test_a ... ok\ntest_b ... ok\n\n----------------------------------------------------------------------\nRan 2 tests in 0.001s\n\nOK\n";
+        assert_eq!(
+            condense_test_output(passing, 1_000),
+            "Ran 2 tests in 0.001s\nOK"
+        );
+        // pytest `--tb=line` without a short summary: no block, but the lines stay.
+        let line_style = "=== FAILURES ===\n/repo/calc.py:6: TypeError: bad operand\n==================== 1 failed in 0.02s ====================\n";
+        let c = condense_test_output(line_style, 1_000);
+        assert!(c.contains("/repo/calc.py:6: TypeError: bad operand"), "{c}");
+        assert!(c.contains("1 failed"), "{c}");
     }
 
     #[test]
