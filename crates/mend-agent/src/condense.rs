@@ -112,7 +112,8 @@ fn parse(lines: &[&str]) -> Report {
     let rule = re(&RULE, r"^(={20,}|-{20,}|_{20,})$");
     let short = re(
         &SHORT,
-        r"^(FAILED|ERROR|PASSED|SKIPPED|XFAIL|XPASS)\b ?(\S*)(?: - (.*))?",
+        // The node id runs to ` - ` (parameters may hold spaces).
+        r"^(FAILED|ERROR|PASSED|SKIPPED|XFAIL|XPASS)\b ?(.*?)(?: - (.*))?$",
     );
     let captured = re(&CAPTURED, r"^-+ Captured .* -+$");
 
@@ -622,6 +623,14 @@ FAILED tests/test_calc.py::test_add - assert -1 == 5\n\
         let c = condense_test_output(line_style, 1_000);
         assert!(c.contains("/repo/calc.py:6: TypeError: bad operand"), "{c}");
         assert!(c.contains("1 failed"), "{c}");
+    }
+
+    #[test]
+    fn parameters_with_spaces_match_their_summary_entry() {
+        let out = "=== FAILURES ===\n___ test_p[a b] ___\n\n>       assert f(1)\nE       ValueError: no\n\ntests/t.py:4: ValueError\n=== short test summary info ===\nFAILED tests/t.py::test_p[a b] - ValueError: no\n=== 1 failed in 0.01s ===\n";
+        let c = condense_test_output(out, 1_000);
+        assert!(c.starts_with("FAILED tests/t.py::test_p[a b]\ntests/t.py:4: ValueError\n>       assert f(1)\nE       ValueError: no"), "{c}");
+        assert_eq!(c.matches("test_p[a b]").count(), 1, "{c}");
     }
 
     #[test]
