@@ -102,6 +102,26 @@ pub struct InstanceRecord {
 }
 
 impl InstanceRecord {
+    /// An instance that ended in error before (or instead of) a normal finish; the run's
+    /// own figures are filled in as it goes.
+    fn error(inst: &Instance, exit: &str, detail: String) -> InstanceRecord {
+        InstanceRecord {
+            instance_id: inst.instance_id.clone(),
+            repo: inst.repo.clone(),
+            state: "error".into(),
+            exit: exit.into(),
+            detail,
+            steps: 0,
+            tokens_in: 0,
+            tokens_out: 0,
+            cost_usd: 0.0,
+            wall_secs: 0.0,
+            patch_bytes: 0,
+            patch_files: 0,
+            image: None,
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == "done"
     }
@@ -561,21 +581,7 @@ async fn run_instance(
             instance_id: id.clone(),
         });
     }
-    let mut record = InstanceRecord {
-        instance_id: id.clone(),
-        repo: inst.repo.clone(),
-        state: "error".into(),
-        exit: "infrastructure".into(),
-        detail: String::new(),
-        steps: 0,
-        tokens_in: 0,
-        tokens_out: 0,
-        cost_usd: 0.0,
-        wall_secs: 0.0,
-        patch_bytes: 0,
-        patch_files: 0,
-        image: None,
-    };
+    let mut record = InstanceRecord::error(inst, "infrastructure", String::new());
     let result = drive_instance(ctx, inst, stop, &mut log, &mut record).await;
     record.wall_secs = started.elapsed().as_secs_f64();
     match result {
@@ -628,21 +634,7 @@ fn panicked(
     tracing::error!(instance = %id, panic = %what, "the instance's run panicked");
     let mut log = InstanceLog::open(&ctx.run_dir.join("logs").join(format!("{id}.log")));
     log.line(&format!("error: the run panicked: {what}"));
-    let record = InstanceRecord {
-        instance_id: id.clone(),
-        repo: inst.repo.clone(),
-        state: "error".into(),
-        exit: "panic".into(),
-        detail: format!("the run panicked: {what}"),
-        steps: 0,
-        tokens_in: 0,
-        tokens_out: 0,
-        cost_usd: 0.0,
-        wall_secs: 0.0,
-        patch_bytes: 0,
-        patch_files: 0,
-        image: None,
-    };
+    let record = InstanceRecord::error(inst, "panic", format!("the run panicked: {what}"));
     (record, None)
 }
 

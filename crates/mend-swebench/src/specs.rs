@@ -255,11 +255,11 @@ mod tests {
     #[test]
     fn every_verified_version_in_the_shared_metadata_has_a_spec() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/swe-bench-verified.dev.meta.jsonl");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            eprintln!("note: {} not present; nothing to check", path.display());
-            return;
-        };
+            .ancestors()
+            .map(|a| a.join("shared/data/swe-bench-verified.dev.meta.jsonl"))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("shared/data not found beside the checkout: this test needs the project's shared SWE-bench records"));
+        let text = std::fs::read_to_string(&path).unwrap();
         let s = Specs::builtin();
         let mut n = 0;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -1,4 +1,5 @@
-//! On the real SWE-bench Verified records on this machine (../shared/data, when present):
+//! On the real SWE-bench Verified records on this machine (../shared/data; the tests fail
+//! loudly when it is missing):
 //! every instance loads, has a spec, renders an eval script of the official shape, and its
 //! gold patch passes the pre-apply checks (none would be wrongly rejected).
 use std::path::Path;
@@ -7,14 +8,21 @@ use mend_swebench::script::eval_script;
 use mend_swebench::specs::test_directives;
 use mend_swebench::{Specs, load_instances};
 
+/// `shared/data/NAME` beside the checkout (`../shared/data` of the main checkout; a
+/// worktree sits deeper, so every ancestor is tried). Missing data fails the test.
+fn shared_data(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("shared/data/{name} not found beside the checkout: these tests need the project's shared SWE-bench records")
+        })
+}
+
 #[test]
 fn verified_dev_instances_render_and_their_gold_patches_pass_the_checks() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/swe-bench-verified.dev.jsonl");
-    if !path.exists() {
-        eprintln!("note: {} not present; nothing to check", path.display());
-        return;
-    }
+    let path = shared_data("swe-bench-verified.dev.jsonl");
     let specs = Specs::builtin();
     let all = load_instances(&path).unwrap();
     assert_eq!(all.len(), 47);
@@ -59,15 +67,7 @@ fn verified_dev_instances_render_and_their_gold_patches_pass_the_checks() {
 /// (no image is looked for, nothing written), naming the instance and `mine --instances`.
 #[tokio::test]
 async fn shared_dev_records_without_test_lists_are_refused_by_evaluate() {
-    // `../shared/data` of the main checkout; a worktree sits deeper, so try every ancestor.
-    let Some(path) = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/swe-bench-verified.dev.jsonl"))
-        .find(|p| p.exists())
-    else {
-        eprintln!("note: no shared/data beside the checkout; nothing to check");
-        return;
-    };
+    let path = shared_data("swe-bench-verified.dev.jsonl");
     let all = load_instances(&path).unwrap();
     let id = all[0].instance_id.clone();
     let work = tempfile::tempdir().unwrap();

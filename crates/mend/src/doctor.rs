@@ -110,7 +110,10 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = &rc.path {
             println!("repository config: {} (safe keys only)", p.display());
             if !rc.ignored.is_empty() {
-                println!("warn   repository config: ignored {}", rc.ignored.join(", "));
+                println!(
+                    "warn   repository config: ignored {}",
+                    rc.ignored.join(", ")
+                );
             }
         }
     }

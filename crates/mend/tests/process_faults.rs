@@ -472,20 +472,18 @@ fn sha256_hex(s: &str) -> String {
 }
 
 /// `shared/data/NAME` beside the checkout (`../shared/data` of the main checkout; a
-/// worktree sits deeper, so every ancestor is tried).
-fn shared_data(name: &str) -> Option<PathBuf> {
+/// worktree sits deeper, so every ancestor is tried). Missing data fails the test.
+fn shared_data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|a| a.join("shared/data").join(name))
         .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("shared/data/{name} not found beside the checkout: this test needs the project's shared SWE-bench records"))
 }
 
 #[test]
 fn eval_refuses_shared_records_without_test_lists() {
-    let Some(data) = shared_data("swe-bench-verified.dev.jsonl") else {
-        eprintln!("note: no shared/data beside the checkout; nothing to check");
-        return;
-    };
+    let data = shared_data("swe-bench-verified.dev.jsonl");
     let first = std::fs::read_to_string(&data).unwrap();
     let first: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     let id = first["instance_id"].as_str().unwrap().to_string();
