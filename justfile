@@ -29,6 +29,11 @@ bench-sandbox: setup
 bench-llm:
     cargo bench -p mend-llm --bench llm
 
+# mend fix against a real local model (llama-cpp-python serving SmolLM2-135M, installed into
+# target/live-venv on first use), both tool modes, windows of 2,048 and 8,192 -> target/bench/live.json
+bench-live: setup
+    cargo bench -p mend --bench live
+
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo fmt --all --check
