@@ -179,7 +179,7 @@ pub fn config_toml(base_url: &str, tool_mode: &str, window: Option<usize>) -> St
         .unwrap_or_default();
     format!(
         "[model]\nbase_url = \"{base_url}\"\nmodel = \"{MODEL}\"\ntool_mode = \"{tool_mode}\"\n\
-         {window}max_output_tokens = 256\ntimeout_secs = 120\n"
+         {window}max_output_tokens = 256\ntimeout_secs = 120\nmax_tries = 3\n"
     )
 }
 
