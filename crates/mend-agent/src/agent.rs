@@ -28,7 +28,8 @@ pub struct AgentConfig {
     pub elide_at: f64,
     /// Replies in a row that carry no usable action before the run stops.
     pub max_garbage_in_a_row: usize,
-    /// Keep new files the agent made with bash (reproduction scripts) in the patch.
+    /// Keep new files named like scratch (reproduction scripts) in the patch even when
+    /// nothing refers to them.
     pub keep_scratch_files: bool,
     /// Run the test command when the model submits (off for suites too big to run whole,
     /// where the model runs the tests it needs with `run_tests`).
@@ -96,6 +97,8 @@ pub enum Event {
 
 pub struct RunOutput {
     pub patch: String,
+    /// New files in the sandbox that the patch leaves out (scratch), for the user to see.
+    pub left_out: Vec<crate::scratch::LeftOut>,
     pub exit: ExitStatus,
     pub trajectory: Trajectory,
 }
@@ -145,6 +148,7 @@ impl Agent {
             totals: Totals::default(),
             exit_status: None,
             patch: None,
+            left_out: vec![],
             started_at_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -166,17 +170,10 @@ impl Agent {
             (Err(e), _) | (_, Err(e)) => ExitStatus::ModelError(format!("prompt: {e}")),
         };
         // The patch is whatever the sandbox holds, whatever way the run ended.
-        let patch = match tools.sandbox().diff().await.map(|d| drop_build_junk(&d)) {
-            Ok(d) if self.config.keep_scratch_files => d,
-            Ok(d) => {
-                let created: BTreeSet<String> = tools.edits.touched().map(str::to_string).collect();
-                drop_scratch_files(&d, &created)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not diff the sandbox");
-                String::new()
-            }
-        };
+        let (patch, left_out) =
+            crate::scratch::final_patch(tools.sandbox().as_ref(), self.config.keep_scratch_files)
+                .await;
+        traj.left_out = left_out.clone();
         traj.totals.wall_ms = started.elapsed().as_millis() as u64;
         traj.exit_status = Some(exit.clone());
         traj.patch = Some(patch.clone());
@@ -188,6 +185,7 @@ impl Agent {
         });
         RunOutput {
             patch,
+            left_out,
             exit,
             trajectory: traj,
         }
@@ -406,10 +404,13 @@ impl Agent {
                         }),
                     );
                 }
-                let run = match tools.run_tests(None).await {
-                    Ok(r) => r,
-                    Err(e) => return (Err(e.to_string()), None),
-                };
+                let run =
+                    match crate::scratch::test_delivered(tools, self.config.keep_scratch_files)
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => return (Err(e.to_string()), None),
+                    };
                 traj.test_runs.push(run.clone());
                 on_event(Event::Tests {
                     passed: run.passed,
@@ -543,84 +544,4 @@ fn summarize_args(args: &Result<Value, String>) -> String {
         })
         .collect();
     parts.join(" ")
-}
-
-/// Remove new files from the patch that the agent did not create with the edit tool
-/// (reproduction scripts written through bash), and edit-created files named like scratch.
-pub fn drop_scratch_files(patch: &str, created_by_edit: &BTreeSet<String>) -> String {
-    let mut out = String::new();
-    for chunk in split_file_chunks(patch) {
-        let is_new = chunk
-            .lines()
-            .take(4)
-            .any(|l| l.starts_with("new file mode"));
-        let path = chunk
-            .lines()
-            .next()
-            .and_then(|l| l.rsplit_once(" b/"))
-            .map(|(_, p)| p.to_string())
-            .unwrap_or_default();
-        let name = path.rsplit('/').next().unwrap_or("");
-        let scratchy = ["reproduce", "repro_", "scratch", "debug_"]
-            .iter()
-            .any(|p| name.starts_with(p));
-        if is_new && (!created_by_edit.contains(&path) || scratchy) {
-            tracing::info!(%path, "leaving a scratch file out of the patch");
-            continue;
-        }
-        out.push_str(chunk);
-    }
-    out
-}
-
-/// Build output never belongs in a patch, ignored by the repository or not.
-pub fn drop_build_junk(patch: &str) -> String {
-    split_file_chunks(patch)
-        .into_iter()
-        .filter(|chunk| {
-            let head = chunk.lines().next().unwrap_or("");
-            let junk = [
-                "__pycache__/",
-                ".pyc ",
-                ".pytest_cache/",
-                ".egg-info/",
-                ".mypy_cache/",
-                ".tox/",
-            ];
-            !junk
-                .iter()
-                .any(|j| head.contains(j) || head.ends_with(j.trim_end()))
-        })
-        .collect()
-}
-
-fn split_file_chunks(patch: &str) -> Vec<&str> {
-    let mut starts: Vec<usize> = patch
-        .match_indices("diff --git ")
-        .filter(|(i, _)| *i == 0 || patch.as_bytes()[i - 1] == b'\n')
-        .map(|(i, _)| i)
-        .collect();
-    starts.push(patch.len());
-    starts.windows(2).map(|w| &patch[w[0]..w[1]]).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scratch_files_are_left_out() {
-        let patch = "diff --git a/src/app.py b/src/app.py\n--- a/src/app.py\n+++ b/src/app.py\n@@ -1 +1 @@\n-a\n+b\n\
-diff --git a/reproduce.py b/reproduce.py\nnew file mode 100644\n--- /dev/null\n+++ b/reproduce.py\n@@ -0,0 +1 @@\n+print(1)\n\
-diff --git a/src/new.py b/src/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/src/new.py\n@@ -0,0 +1 @@\n+X = 1\n";
-        let created: BTreeSet<String> = ["src/new.py".to_string()].into();
-        let out = drop_scratch_files(patch, &created);
-        assert!(out.contains("src/app.py") && out.contains("src/new.py"));
-        assert!(!out.contains("reproduce.py"));
-        let none = drop_scratch_files(patch, &BTreeSet::new());
-        assert!(
-            !none.contains("src/new.py"),
-            "bash-made new files are scratch"
-        );
-    }
 }

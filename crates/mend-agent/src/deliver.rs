@@ -16,6 +16,10 @@ pub enum DeliverError {
     Dirty(String),
     #[error("branch `{0}` already exists; choose another name")]
     BranchExists(String),
+    #[error("branch `{name}` cannot be made: branch `{existing}` exists; choose another name")]
+    BranchConflict { name: String, existing: String },
+    #[error("{path}: {reason}")]
+    Target { path: String, reason: String },
     #[error("the patch does not apply to {what}: {message}")]
     DoesNotApply { what: String, message: String },
     #[error("git: {0}")]
@@ -33,15 +37,63 @@ impl From<git2::Error> for DeliverError {
     }
 }
 
-/// Write the patch to a file (atomically: a crash never leaves half a patch).
+/// Write the patch to a file (atomically: a crash never leaves half a patch, and a failed
+/// write leaves no `.partial` file behind).
 pub fn write_patch_file(path: &Path, patch: &str) -> Result<(), DeliverError> {
     let write_err = |source| DeliverError::Write {
         path: path.display().to_string(),
         source,
     };
-    let tmp = path.with_extension("patch.partial");
-    std::fs::write(&tmp, patch).map_err(write_err)?;
-    std::fs::rename(&tmp, path).map_err(write_err)
+    check_file_target(path)?;
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    let tmp = path.with_file_name(name);
+    let written = std::fs::write(&tmp, patch).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(write_err)
+}
+
+/// Can a file be written at `path`? Its directory must exist and take a new file, and
+/// `path` must not be a directory. Checked by creating (and removing) a probe file, which
+/// is what the write itself will need. The directory is never created.
+pub fn check_file_target(path: &Path) -> Result<(), DeliverError> {
+    let target = |reason: String| DeliverError::Target {
+        path: path.display().to_string(),
+        reason,
+    };
+    if path.is_dir() {
+        return Err(target("is a directory; give a file name".into()));
+    }
+    if path.file_name().is_none() {
+        return Err(target("names no file".into()));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(target(format!(
+            "the directory {} does not exist",
+            dir.display()
+        )));
+    }
+    let mut probe_name = std::ffi::OsString::from(".");
+    probe_name.push(path.file_name().unwrap_or_default());
+    probe_name.push(format!(".mend-probe-{}", std::process::id()));
+    let probe = dir.join(probe_name);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(target(format!("cannot write in {}: {e}", dir.display()))),
+    }
 }
 
 /// Apply the patch to the repository's working tree. Refused on a dirty tree unless `force`;
@@ -72,29 +124,77 @@ pub fn apply_to_worktree(
     Ok(())
 }
 
-/// Refuse up front, before any work is done, what delivery would refuse at the end: `--apply`
-/// over uncommitted changes (without `force`), `--branch` with a name already taken.
-pub fn preflight(
-    repo_path: &Path,
-    apply: bool,
-    force: bool,
-    branch: Option<&str>,
-) -> Result<(), DeliverError> {
+/// What the user asked delivery to do, to check before any work is done.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plan<'a> {
+    pub out: Option<&'a Path>,
+    pub branch: Option<&'a str>,
+    pub apply: bool,
+    pub force: bool,
+}
+
+/// Refuse up front, before any work is done, what delivery would refuse at the end: an
+/// `--out` path that cannot be written, `--apply` over uncommitted changes (without
+/// `force`), `--branch` with a name that is taken or clashes with a branch (`a/b` when `a`
+/// exists, or `a` when `a/b` exists).
+pub fn preflight(repo_path: &Path, plan: &Plan) -> Result<(), DeliverError> {
+    if let Some(out) = plan.out {
+        check_file_target(out)?;
+    }
     let repo = Repository::discover(repo_path)?;
-    if apply && !force && is_dirty(&repo)? {
+    if plan.apply && !plan.force && is_dirty(&repo)? {
         return Err(DeliverError::Dirty(repo_path.display().to_string()));
     }
-    if let Some(b) = branch {
-        if repo.find_branch(b, git2::BranchType::Local).is_ok() {
-            return Err(DeliverError::BranchExists(b.to_string()));
-        }
-        if !git2::Branch::name_is_valid(b)? {
-            return Err(DeliverError::Git(format!(
-                "`{b}` is not a valid branch name"
-            )));
-        }
+    if let Some(b) = plan.branch {
+        check_branch(&repo, b)?;
     }
     Ok(())
+}
+
+fn check_branch(repo: &Repository, b: &str) -> Result<(), DeliverError> {
+    if !git2::Branch::name_is_valid(b)? {
+        return Err(DeliverError::Git(format!(
+            "`{b}` is not a valid branch name"
+        )));
+    }
+    if repo.find_branch(b, git2::BranchType::Local).is_ok() {
+        return Err(DeliverError::BranchExists(b.to_string()));
+    }
+    // git keeps refs as paths: `a/b` cannot live beside a branch `a`, nor `a` beside `a/b`.
+    let mut prefix = String::new();
+    for part in b.split('/') {
+        if !prefix.is_empty() {
+            if repo.find_branch(&prefix, git2::BranchType::Local).is_ok() {
+                return Err(DeliverError::BranchConflict {
+                    name: b.to_string(),
+                    existing: prefix,
+                });
+            }
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+    }
+    if let Some(Ok(r)) = repo.references_glob(&format!("refs/heads/{b}/*"))?.next() {
+        return Err(DeliverError::BranchConflict {
+            name: b.to_string(),
+            existing: r.shorthand().unwrap_or("?").to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Tracked files changed and untracked files present in the working tree (ignored files
+/// not counted): what a run from a commit leaves out.
+pub fn uncommitted_changes(repo_path: &Path) -> Result<usize, DeliverError> {
+    let repo = Repository::discover(repo_path)?;
+    if repo.is_bare() {
+        return Ok(0);
+    }
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    Ok(repo.statuses(Some(&mut opts))?.len())
 }
 
 /// Commit the patch on top of `base` as a new branch. The checkout, index and HEAD are
@@ -108,9 +208,8 @@ pub fn commit_on_branch(
 ) -> Result<String, DeliverError> {
     patch::validate(patch_text, None)?;
     let repo = Repository::discover(repo_path)?;
-    if repo.find_branch(branch, git2::BranchType::Local).is_ok() {
-        return Err(DeliverError::BranchExists(branch.to_string()));
-    }
+    // Before the commit is made, so a refusal leaves no dangling commit.
+    check_branch(&repo, branch)?;
     let base_commit = repo.revparse_single(base)?.peel_to_commit()?;
     let diff = Diff::from_buffer(patch_text.as_bytes())?;
     let mut index = repo
@@ -208,6 +307,82 @@ mod tests {
             std::fs::read_to_string(d.path().join("app.py")).unwrap(),
             "local work\n"
         );
+    }
+
+    #[test]
+    fn preflight_refuses_branch_names_that_clash_and_out_paths_that_cannot_be_written() {
+        let (d, base) = repo();
+        commit_on_branch(d.path(), &base, FIX, "fixes", "fix").unwrap();
+        let r = Repository::open(d.path()).unwrap();
+        let objects_before = count_objects(&r);
+        let plan = |branch| Plan {
+            branch: Some(branch),
+            ..Default::default()
+        };
+        for (name, existing) in [("fixes/one", "fixes"), ("fixes/one/two", "fixes")] {
+            match preflight(d.path(), &plan(name)) {
+                Err(DeliverError::BranchConflict { existing: e, .. }) => assert_eq!(e, existing),
+                other => panic!("{name}: {other:?}"),
+            }
+            assert!(matches!(
+                commit_on_branch(d.path(), &base, FIX, name, "x"),
+                Err(DeliverError::BranchConflict { .. })
+            ));
+        }
+        assert_eq!(
+            count_objects(&r),
+            objects_before,
+            "a commit was left behind"
+        );
+        commit_on_branch(d.path(), &base, FIX, "topic/a", "fix").unwrap();
+        assert!(matches!(
+            preflight(d.path(), &plan("topic")),
+            Err(DeliverError::BranchConflict { .. })
+        ));
+        preflight(d.path(), &plan("topic-b")).unwrap();
+
+        let out = tempfile::tempdir().unwrap();
+        let missing = out.path().join("nope/fix.patch");
+        let err = preflight(
+            d.path(),
+            &Plan {
+                out: Some(&missing),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        let err = write_patch_file(out.path(), FIX).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        let file = out.path().join("fix.patch");
+        write_patch_file(&file, FIX).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), FIX);
+        let names: Vec<_> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["fix.patch"], "a probe or partial file was left");
+    }
+
+    fn count_objects(r: &Repository) -> usize {
+        let mut n = 0;
+        r.odb()
+            .unwrap()
+            .foreach(|_| {
+                n += 1;
+                true
+            })
+            .unwrap();
+        n
+    }
+
+    #[test]
+    fn counts_uncommitted_changes() {
+        let (d, _) = repo();
+        assert_eq!(uncommitted_changes(d.path()).unwrap(), 0);
+        std::fs::write(d.path().join("app.py"), "changed\n").unwrap();
+        std::fs::write(d.path().join("new.py"), "new\n").unwrap();
+        assert_eq!(uncommitted_changes(d.path()).unwrap(), 2);
     }
 
     #[test]

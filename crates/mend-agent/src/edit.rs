@@ -70,7 +70,15 @@ impl EditEngine {
     }
 
     pub async fn apply(&mut self, sb: &dyn Sandbox, op: &EditOp) -> Result<Applied, Refused> {
-        let path = op.path().trim_start_matches("./").to_string();
+        // One name per file whichever way the model spells it (`/repo/x.py`, `./x.py`), so
+        // undo finds the history.
+        let root = format!("{}/", sb.root().trim_end_matches('/'));
+        let path = op.path();
+        let path = path
+            .strip_prefix(root.as_str())
+            .unwrap_or(path)
+            .trim_start_matches("./")
+            .to_string();
         let current = match sb.read_text(&path).await {
             Ok(t) => Some(t),
             Err(SandboxError::NotFound(_)) => None,

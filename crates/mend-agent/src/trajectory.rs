@@ -133,6 +133,9 @@ pub struct Trajectory {
     pub totals: Totals,
     pub exit_status: Option<ExitStatus>,
     pub patch: Option<String>,
+    /// New files the patch leaves out as scratch, each with why.
+    #[serde(default)]
+    pub left_out: Vec<crate::scratch::LeftOut>,
     pub started_at_unix: u64,
 }
 

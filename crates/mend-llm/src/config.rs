@@ -53,21 +53,33 @@ pub struct ModelConfig {
     /// The model name sent to the server; also the key into the price table.
     pub model: String,
     pub temperature: Option<f32>,
+    /// The output limit every request carries; unset: min(4096, window / 4). Each request
+    /// asks for no more than what the window leaves after the (estimated) prompt.
     pub max_output_tokens: Option<u32>,
     pub max_tokens_field: MaxTokensField,
     /// Extra request headers (not secret: they may appear in Debug output as names only).
     pub extra_headers: BTreeMap<String, String>,
-    /// Whole-request timeout, seconds.
+    /// Whole-request timeout, seconds (per try).
     pub timeout_secs: f64,
     /// Tries per call, the first included.
     pub max_tries: u32,
+    /// No new try starts once a call has lasted this long (seconds, tries and waits
+    /// included): retries wait minutes for a busy server, never forever.
+    pub retry_patience_secs: f64,
+    /// While a call is slow, report progress this often (seconds) to the
+    /// [`crate::OpenAiCompatible::on_progress`] callback.
+    pub progress_every_secs: f64,
+    /// The most characters a reply may put into the conversation (its text, and each tool
+    /// call's arguments); the rest is cut and the model told.
+    pub max_reply_chars: usize,
     /// First backoff delay, seconds; doubled each retry, with jitter, up to `backoff_max_secs`.
     pub backoff_initial_secs: f64,
     pub backoff_max_secs: f64,
     /// A `Retry-After` longer than this fails the call instead of waiting.
     pub max_retry_after_secs: f64,
     pub tool_mode: ToolMode,
-    /// Tokens; defaults to the price table's value for the model, else 32768.
+    /// Tokens. Unset: asked of the server ([`crate::OpenAiCompatible::discover_context`]),
+    /// else the model table's value, else [`crate::DEFAULT_CONTEXT_WINDOW`].
     pub context_window: Option<usize>,
     /// Defaults to the price table's value for the model, else by name (gpt-4o/4.1/5/o-series:
     /// o200k; gpt-4/3.5: cl100k), else the approximation.
@@ -91,8 +103,11 @@ impl Default for ModelConfig {
             max_tokens_field: MaxTokensField::Auto,
             extra_headers: BTreeMap::new(),
             timeout_secs: 300.0,
-            max_tries: 5,
-            backoff_initial_secs: 1.0,
+            max_tries: 12,
+            retry_patience_secs: 600.0,
+            progress_every_secs: 15.0,
+            max_reply_chars: 64_000,
+            backoff_initial_secs: 2.0,
             backoff_max_secs: 60.0,
             max_retry_after_secs: 300.0,
             tool_mode: ToolMode::Native,
@@ -131,6 +146,9 @@ impl std::fmt::Debug for ModelConfig {
             )
             .field("timeout_secs", &self.timeout_secs)
             .field("max_tries", &self.max_tries)
+            .field("retry_patience_secs", &self.retry_patience_secs)
+            .field("progress_every_secs", &self.progress_every_secs)
+            .field("max_reply_chars", &self.max_reply_chars)
             .field("backoff_initial_secs", &self.backoff_initial_secs)
             .field("backoff_max_secs", &self.backoff_max_secs)
             .field("max_retry_after_secs", &self.max_retry_after_secs)
@@ -167,7 +185,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.tool_mode, ToolMode::Text);
         assert_eq!(c.limits.max_cost_usd, Some(2.5));
-        assert_eq!(c.max_tries, 5);
+        assert_eq!(c.max_tries, 12);
         assert_eq!(c.timeout(), Duration::from_secs(30));
         assert!(
             toml::from_str::<ModelConfig>("modle = 'x'").is_err(),

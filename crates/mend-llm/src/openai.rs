@@ -5,9 +5,9 @@
 //! on the workspace's reqwest. async-openai's client retries 429/5xx three times inside a
 //! tower layer we cannot bound per call, hides the status code and `Retry-After` from its
 //! errors, and its typed response refuses replies local servers send (see `wire.rs`).
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -15,15 +15,50 @@ use serde_json::{Value, json};
 
 use crate::budget::{Ledger, Totals};
 use crate::config::{MaxTokensField, ModelConfig, ToolMode, secs};
+use crate::discover::{self, ContextSource};
 use crate::error::ModelError;
 use crate::model::Model;
+use crate::overflow;
 use crate::prices::PriceTable;
 use crate::tokens::Tokenizer;
-use crate::types::{Completion, Cost, Message, ToolDef, Usage};
+use crate::types::{Completion, Cost, Message, Problem, ToolCall, ToolDef, Usage};
 use crate::wire::{self, RequestShape, clip};
 
-/// Context window when neither the config nor the price table knows the model.
+/// Context window when neither the config, the server nor the model table knows the model.
 pub const DEFAULT_CONTEXT_WINDOW: usize = 32_768;
+
+/// The correction applied to token estimates stays within these bounds, whatever a server
+/// reports.
+const CORRECTION_RANGE: (f64, f64) = (0.8, 2.5);
+
+/// A reply's output limit is never set below this, even when the estimate says the prompt
+/// fills the window: the server then states the overflow (with its sizes) itself.
+const MIN_OUTPUT_TOKENS: usize = 64;
+
+/// A call still waiting for its reply, reported every `progress_every_secs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub model: String,
+    /// Since the call started (all tries and waits).
+    pub waited: Duration,
+    pub attempt: u32,
+    pub tries: u32,
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "waiting {}s for a reply from {}, try {}/{}",
+            self.waited.as_secs(),
+            self.model,
+            self.attempt,
+            self.tries
+        )
+    }
+}
+
+type ProgressFn = dyn Fn(&Waiting) + Send + Sync;
 
 /// A client for one model on one endpoint, with its run's [`Ledger`]. Cheap to clone;
 /// [`OpenAiCompatible::with_ledger`] gives another run the same connection pool.
@@ -31,6 +66,7 @@ pub const DEFAULT_CONTEXT_WINDOW: usize = 32_768;
 pub struct OpenAiCompatible {
     inner: Arc<Inner>,
     ledger: Arc<Ledger>,
+    progress: Option<Arc<ProgressFn>>,
 }
 
 struct Inner {
@@ -41,7 +77,10 @@ struct Inner {
     url: String,
     prices: PriceTable,
     tokenizer: Tokenizer,
-    context_window: usize,
+    /// The window and where it came from; discovery and overflow errors may change it.
+    context: Mutex<(usize, ContextSource)>,
+    /// Server-reported prompt tokens / our estimate, once learned.
+    correction: Mutex<Option<f64>>,
     max_completion_tokens: bool,
     calls: AtomicU64,
 }
@@ -145,10 +184,11 @@ impl OpenAiCompatible {
             .tokenizer
             .or(info.and_then(|i| i.tokenizer))
             .unwrap_or_else(|| Tokenizer::for_model(&config.model));
-        let context_window = config
-            .context_window
-            .or(info.and_then(|i| i.context_window))
-            .unwrap_or(DEFAULT_CONTEXT_WINDOW);
+        let context = match (config.context_window, info.and_then(|i| i.context_window)) {
+            (Some(n), _) => (n, ContextSource::Config),
+            (None, Some(n)) => (n, ContextSource::Table),
+            (None, None) => (DEFAULT_CONTEXT_WINDOW, ContextSource::Default),
+        };
         if info.is_none() {
             tracing::warn!(model = %config.model, "model not in the price table: its calls are counted at $0");
         }
@@ -164,7 +204,8 @@ impl OpenAiCompatible {
             url,
             prices,
             tokenizer,
-            context_window,
+            context: Mutex::new(context),
+            correction: Mutex::new(None),
             max_completion_tokens,
             calls: AtomicU64::new(0),
             config,
@@ -172,7 +213,91 @@ impl OpenAiCompatible {
         Ok(OpenAiCompatible {
             inner: Arc::new(inner),
             ledger,
+            progress: None,
         })
+    }
+
+    /// Call `f` every `progress_every_secs` while a call waits for its reply (the library
+    /// does not print; the CLI does).
+    pub fn on_progress(mut self, f: impl Fn(&Waiting) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Unless the config states the window, ask the server (a few short requests, once):
+    /// the window then comes from the server, else the model table, else the default.
+    /// Returns where the window now comes from.
+    pub async fn discover_context(&self) -> ContextSource {
+        if self.context_source() == ContextSource::Config || self.inner.config.azure.is_some() {
+            return self.context_source();
+        }
+        let c = &self.inner.config;
+        if let Some((n, at)) = discover::ask_server(&self.inner.http, &c.base_url, &c.model).await {
+            tracing::info!(model = %c.model, window = n, %at, "context window from the server");
+            *lock(&self.inner.context) = (n, ContextSource::Server(at));
+        }
+        self.context_source()
+    }
+
+    /// Where [`Model::context_window`] comes from.
+    pub fn context_source(&self) -> ContextSource {
+        lock(&self.inner.context).1.clone()
+    }
+
+    /// The factor token estimates are multiplied by, learned from the server's reported
+    /// prompt tokens (1.0 until a reply taught it).
+    pub fn token_correction(&self) -> f64 {
+        lock(&self.inner.correction).unwrap_or(1.0)
+    }
+
+    fn corrected(&self, raw: usize) -> usize {
+        (raw as f64 * self.token_correction()).ceil() as usize
+    }
+
+    fn raw_tool_tokens(&self, tools: &[ToolDef]) -> usize {
+        if self.inner.config.tool_mode == ToolMode::Text {
+            return 0;
+        }
+        let t = self.inner.tokenizer;
+        tools
+            .iter()
+            .map(|d| {
+                let schema = serde_json::to_string(&d.parameters).unwrap_or_default();
+                t.count_text(&d.name) + t.count_text(&d.description) + t.count_text(&schema) + 8
+            })
+            .sum()
+    }
+
+    /// Learn from a reply: the server's prompt tokens against our estimate of the prompt.
+    /// Estimates of small prompts (fixed template overheads dominate) and ratios no
+    /// tokenizer could explain (a proxy reporting nonsense) teach nothing.
+    fn learn(&self, estimated: usize, reported: u64) {
+        if estimated < 256 || reported == 0 {
+            return;
+        }
+        let ratio = reported as f64 / estimated as f64;
+        if !(0.5..=4.0).contains(&ratio) {
+            tracing::debug!(
+                estimated,
+                reported,
+                "reported prompt tokens far from the estimate; not learned"
+            );
+            return;
+        }
+        let mut c = lock(&self.inner.correction);
+        let next = match *c {
+            None => ratio,
+            Some(old) => (old + ratio) / 2.0,
+        };
+        *c = Some(next.clamp(CORRECTION_RANGE.0, CORRECTION_RANGE.1));
+    }
+
+    /// The output limit for a request whose prompt is estimated at `prompt` tokens.
+    fn output_limit(&self, prompt: usize) -> usize {
+        let left = self
+            .context_window()
+            .saturating_sub(prompt + prompt / 50 + 16);
+        self.max_output_tokens().min(left.max(MIN_OUTPUT_TOKENS))
     }
 
     /// The same client charging another ledger (e.g. `batch.child("run 7", limits)`).
@@ -180,6 +305,7 @@ impl OpenAiCompatible {
         OpenAiCompatible {
             inner: self.inner.clone(),
             ledger,
+            progress: self.progress.clone(),
         }
     }
 
@@ -208,43 +334,42 @@ impl OpenAiCompatible {
         let c = &self.inner.config;
         let model = c.model.clone();
         let tries = c.max_tries.max(1);
+        let patience = secs(c.retry_patience_secs);
+        let started = Instant::now();
         let mut last = String::new();
         for attempt in 1..=tries {
             tracing::debug!(model = %model, url = %self.inner.url, attempt, "chat completion request");
-            let failure = match self
-                .inner
-                .http
-                .post(&self.inner.url)
-                .json(body)
-                .send()
-                .await
-            {
-                Err(e) => Failure::retry(self.transport_error(&e)),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let wait = retry_after(resp.headers());
-                    match resp.bytes().await {
-                        Err(e) => Failure::retry(format!(
-                            "HTTP {}: {}",
-                            status.as_u16(),
-                            self.transport_error(&e)
-                        )),
-                        Ok(bytes) => {
-                            let text = self.redact(&String::from_utf8_lossy(&bytes));
-                            match self.judge(status, &text) {
-                                Ok(v) => return Ok((v, attempt)),
-                                Err(Judged::Fatal(message)) => {
-                                    return Err(ModelError::Rejected {
-                                        model,
-                                        status: status.as_u16(),
-                                        message,
-                                    });
-                                }
-                                Err(Judged::Retry(why)) => Failure { why, wait },
-                            }
+            let outcome = self
+                .reporting(self.try_once(body), started, attempt, tries)
+                .await;
+            let failure = match outcome {
+                Ok(v) => return Ok((v, attempt)),
+                Err(Judged::Fatal(status, message)) => {
+                    return Err(ModelError::Rejected {
+                        model,
+                        status,
+                        message,
+                    });
+                }
+                Err(Judged::Overflow(message, o)) => {
+                    if let Some(w) = o.window.filter(|w| *w > 0) {
+                        let mut ctx = lock(&self.inner.context);
+                        if ctx.0 != w as usize {
+                            tracing::warn!(model = %model, was = ctx.0, now = w, "the server stated another context window");
+                            *ctx = (
+                                w as usize,
+                                ContextSource::Server("its overflow error".into()),
+                            );
                         }
                     }
+                    return Err(ModelError::ContextOverflow {
+                        model,
+                        message,
+                        prompt_tokens: o.prompt_tokens,
+                        window: o.window,
+                    });
                 }
+                Err(Judged::Retry(f)) => f,
             };
             last = failure.why;
             if attempt == tries {
@@ -271,35 +396,112 @@ impl OpenAiCompatible {
                 Some(asked) => asked.max(backoff),
                 None => backoff,
             };
+            if started.elapsed() + delay > patience {
+                let last = format!(
+                    "{last}; no time left to retry within retry_patience_secs ({})",
+                    c.retry_patience_secs
+                );
+                return Err(ModelError::GaveUp {
+                    model,
+                    tries: attempt,
+                    last,
+                });
+            }
             tracing::warn!(model = %model, attempt, tries, wait_ms = delay.as_millis() as u64, failure = %last, "model call failed; retrying");
             tokio::time::sleep(delay).await;
         }
         Err(ModelError::GaveUp { model, tries, last })
     }
 
-    /// What a response means: a body to use, a failure worth retrying, or a refusal.
+    /// Run one try, telling the progress callback (if any) while it is slow.
+    async fn reporting<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+        started: Instant,
+        attempt: u32,
+        tries: u32,
+    ) -> T {
+        let Some(report) = &self.progress else {
+            return work.await;
+        };
+        let every = secs(self.inner.config.progress_every_secs).max(Duration::from_millis(10));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = ticker.tick() => report(&Waiting {
+                    model: self.inner.config.model.clone(),
+                    waited: started.elapsed(),
+                    attempt,
+                    tries,
+                }),
+            }
+        }
+    }
+
+    /// One POST: the reply body, or what went wrong.
+    async fn try_once(&self, body: &Value) -> Result<Value, Judged> {
+        let resp = match self
+            .inner
+            .http
+            .post(&self.inner.url)
+            .json(body)
+            .send()
+            .await
+        {
+            Err(e) => return Err(Judged::Retry(Failure::retry(self.transport_error(&e)))),
+            Ok(resp) => resp,
+        };
+        let status = resp.status();
+        let wait = retry_after(resp.headers());
+        match resp.bytes().await {
+            Err(e) => Err(Judged::Retry(Failure::retry(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                self.transport_error(&e)
+            )))),
+            Ok(bytes) => {
+                let text = self.redact(&String::from_utf8_lossy(&bytes));
+                self.judge(status, &text).map_err(|j| match j {
+                    Judged::Retry(f) => Judged::Retry(Failure { wait, ..f }),
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// What a response means: a body to use, a failure worth retrying, an overflow, or a
+    /// refusal.
     fn judge(&self, status: StatusCode, text: &str) -> Result<Value, Judged> {
         if status.is_success() {
             let body = serde_json::from_str::<Value>(text).map_err(|e| {
-                Judged::Retry(format!(
+                Judged::Retry(Failure::retry(format!(
                     "HTTP {}: the body is not JSON ({e}): {}",
                     status.as_u16(),
                     clip(text, 200)
-                ))
+                )))
             })?;
             // A 200 that is not a chat completion (an error object, no `choices`) is a hiccup.
-            wire::parse_reply(&body)
-                .map_err(|e| Judged::Retry(format!("HTTP {}: {e}", status.as_u16())))?;
+            wire::parse_reply(&body).map_err(|e| {
+                Judged::Retry(Failure::retry(format!("HTTP {}: {e}", status.as_u16())))
+            })?;
             return Ok(body);
         }
         let message = wire::error_message(text);
         let code = status.as_u16();
+        // Resending the same request cannot help; shortening the history can.
+        if let Some(o) = overflow::recognise(code, text) {
+            return Err(Judged::Overflow(message, o));
+        }
         // A 429 for an exhausted quota will not clear by waiting.
         let quota = code == 429 && wire::error_code(text).as_deref() == Some("insufficient_quota");
         if !quota && (matches!(code, 408 | 409 | 425 | 429) || status.is_server_error()) {
-            Err(Judged::Retry(format!("HTTP {code}: {message}")))
+            Err(Judged::Retry(Failure::retry(format!(
+                "HTTP {code}: {message}"
+            ))))
         } else {
-            Err(Judged::Fatal(message))
+            Err(Judged::Fatal(code, message))
         }
     }
 
@@ -325,8 +527,13 @@ impl OpenAiCompatible {
 }
 
 enum Judged {
-    Retry(String),
-    Fatal(String),
+    Retry(Failure),
+    Fatal(u16, String),
+    Overflow(String, overflow::Overflow),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Failure {
@@ -351,11 +558,22 @@ impl Model for OpenAiCompatible {
     }
 
     fn context_window(&self) -> usize {
-        self.inner.context_window
+        lock(&self.inner.context).0
     }
 
     fn count_tokens(&self, messages: &[Message]) -> usize {
-        self.inner.tokenizer.count_messages(messages)
+        self.corrected(self.inner.tokenizer.count_messages(messages))
+    }
+
+    fn max_output_tokens(&self) -> usize {
+        match self.inner.config.max_output_tokens {
+            Some(n) => (n as usize).max(1),
+            None => (self.context_window() / 4).clamp(MIN_OUTPUT_TOKENS, 4096),
+        }
+    }
+
+    fn count_tool_tokens(&self, tools: &[ToolDef]) -> usize {
+        self.corrected(self.raw_tool_tokens(tools))
     }
 
     async fn complete(
@@ -365,15 +583,18 @@ impl Model for OpenAiCompatible {
     ) -> Result<Completion, ModelError> {
         self.ledger.check()?;
         let c = &self.inner.config;
+        let raw_prompt =
+            self.inner.tokenizer.count_messages(messages) + self.raw_tool_tokens(tools);
+        let limit = self.output_limit(self.corrected(raw_prompt));
         let shape = RequestShape {
             model: &c.model,
             temperature: c.temperature,
-            max_output_tokens: c.max_output_tokens,
+            max_output_tokens: Some(u32::try_from(limit).unwrap_or(u32::MAX)),
             max_completion_tokens: self.inner.max_completion_tokens,
             tool_mode: c.tool_mode,
         };
         let body = wire::request_body(messages, tools, &shape).map_err(ModelError::Config)?;
-        let (reply_body, tries) = self.send(&body).await?;
+        let (mut reply_body, tries) = self.send(&body).await?;
         let reply = wire::parse_reply(&reply_body).map_err(|last| ModelError::GaveUp {
             model: c.model.clone(),
             tries,
@@ -383,19 +604,48 @@ impl Model for OpenAiCompatible {
         let usage_from_server = reply.usage;
         let finish_reason = reply.finish_reason.clone();
         let server_model = reply.model.clone();
-        let i = wire::interpret(
+        let mut i = wire::interpret(
             reply,
             c.tool_mode,
             tools,
-            c.max_output_tokens,
+            shape.max_output_tokens,
             &format!("call_{}_{seq}", unique_tag()),
         );
+        // Some servers stop at the limit but say "stop": the token count tells.
+        let cut = usage_from_server.is_some_and(|(_, out)| out >= limit as u64);
+        if cut
+            && !i
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::CutOff { .. }))
+        {
+            i.problems.insert(
+                0,
+                Problem::CutOff {
+                    limit: shape.max_output_tokens,
+                },
+            );
+        }
+        let capped = cap_reply(
+            &mut i.content,
+            &mut i.calls,
+            &mut i.problems,
+            c.max_reply_chars,
+        );
+        if capped {
+            // Neither the trajectory nor later requests keep what was cut.
+            let bytes = reply_body.to_string().len();
+            reply_body = json!({"omitted": "the reply exceeded max_reply_chars", "bytes": bytes});
+        }
         let usage = match usage_from_server {
-            Some((tokens_in, tokens_out)) => Usage {
-                tokens_in,
-                tokens_out,
-                estimated: false,
-            },
+            Some((tokens_in, tokens_out)) => {
+                self.learn(raw_prompt, tokens_in);
+                Usage {
+                    tokens_in,
+                    tokens_out,
+                    estimated: false,
+                }
+            }
             None => {
                 let t = self.inner.tokenizer;
                 let out = t.count_text(&i.content)
@@ -403,7 +653,7 @@ impl Model for OpenAiCompatible {
                     + i.reasoning.as_deref().map_or(0, |r| t.count_text(r));
                 tracing::debug!(model = %c.model, "the server sent no usage; tokens estimated");
                 Usage {
-                    tokens_in: t.count_messages(messages) as u64,
+                    tokens_in: self.corrected(raw_prompt) as u64,
                     tokens_out: out as u64,
                     estimated: true,
                 }
@@ -438,6 +688,45 @@ impl Model for OpenAiCompatible {
     fn totals(&self) -> Totals {
         self.ledger.totals()
     }
+}
+
+/// Cut what a reply may put into the conversation to `max` characters: its text, and each
+/// call's arguments (cut arguments stay as raw text, so the call is not run). True when
+/// something was cut; each cut is a [`Problem::TooLong`].
+fn cap_reply(
+    content: &mut String,
+    calls: &mut [ToolCall],
+    problems: &mut Vec<Problem>,
+    max: usize,
+) -> bool {
+    let mut capped = false;
+    let chars = content.chars().count();
+    if chars > max {
+        *content = clip(content, max);
+        problems.push(Problem::TooLong {
+            what: "your reply".into(),
+            chars,
+            limit: max,
+        });
+        capped = true;
+    }
+    for call in calls.iter_mut() {
+        let text = match &call.arguments {
+            Ok(v) => v.to_string(),
+            Err(raw) => raw.clone(),
+        };
+        let chars = text.chars().count();
+        if chars > max {
+            call.arguments = Err(clip(&text, max));
+            problems.push(Problem::TooLong {
+                what: format!("the arguments of `{}`", call.name),
+                chars,
+                limit: max,
+            });
+            capped = true;
+        }
+    }
+    capped
 }
 
 /// A per-process tag so synthesized call ids stay unique across clients and restarts.

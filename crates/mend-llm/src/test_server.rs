@@ -16,7 +16,14 @@
 //! assert_eq!(server.requests().len(), 2);
 //! # }
 //! ```
-use std::collections::VecDeque;
+//!
+//! Like real servers, it can also state a context window (`/v1/models` with vLLM's
+//! `max_model_len`, llama-server's `/props`, Ollama's `/api/show`: see
+//! [`TestServer::route`]), refuse with each server's overflow body ([`Reply::overflow`]),
+//! cut replies at the length limit ([`Reply::cut_off`]) and never answer ([`Reply::hang`]).
+//! Requests to those discovery paths never consume the script and are kept apart
+//! ([`TestServer::probes`]).
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -156,6 +163,95 @@ impl Reply {
     }
 }
 
+/// The context-overflow error bodies real servers send (see `Reply::overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// OpenAI and Azure: code `context_length_exceeded`.
+    OpenAi,
+    /// vLLM: "…you requested N tokens (P in the messages, C in the completion)".
+    Vllm,
+    /// llama.cpp's llama-server: `exceed_context_size_error` with `n_prompt_tokens`, `n_ctx`.
+    LlamaCpp,
+    /// llama-cpp-python's server (0.3.36), the body measured against a real one. It refuses
+    /// only a prompt longer than `n_ctx`; prompt + `max_tokens` beyond it is accepted and
+    /// generation stops at the window.
+    LlamaCppPython,
+    /// Ollama: no sizes.
+    Ollama,
+    /// LiteLLM's proxy: `ContextWindowExceededError`.
+    LiteLlm,
+    /// OpenRouter: "This endpoint's maximum context length is…".
+    OpenRouter,
+}
+
+impl Reply {
+    /// The HTTP 400 a server of this `flavour` sends when the prompt (`prompt` tokens) does
+    /// not fit its `window`.
+    pub fn overflow(flavour: Overflow, prompt: u64, window: u64) -> Reply {
+        let body = match flavour {
+            Overflow::OpenAi => {
+                json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+            }
+            Overflow::Vllm => {
+                json!({"object": "error", "message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, 1000 in the completion). Please reduce the length of the messages or completion.", prompt + 1000), "type": "BadRequestError", "param": null, "code": 400})
+            }
+            Overflow::LlamaCpp => {
+                json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window}})
+            }
+            Overflow::LlamaCppPython => {
+                json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, 512 in the completion). Please reduce the length of the messages or completion.", prompt + 512), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+            }
+            Overflow::Ollama => {
+                json!({"error": {"message": "the input length exceeds the context length", "type": "api_error", "param": null, "code": null}})
+            }
+            Overflow::LiteLlm => {
+                json!({"error": {"message": format!("litellm.ContextWindowExceededError: litellm.BadRequestError: ContextWindowExceededError: This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens."), "type": null, "param": null, "code": "400"}})
+            }
+            Overflow::OpenRouter => {
+                json!({"error": {"message": format!("This endpoint's maximum context length is {window} tokens. However, you requested about {} tokens ({prompt} of text input, 1000 in the output). Please reduce the length of either one.", prompt + 1000), "code": 400}})
+            }
+        };
+        Reply::json(400, body)
+    }
+
+    /// A reply stopped at the output limit (`finish_reason: "length"`): the text so far.
+    pub fn cut_off(content: &str) -> Reply {
+        Reply::message(json!({"role": "assistant", "content": content}), "length")
+    }
+
+    /// A native tool call stopped at the output limit: its arguments end mid-JSON.
+    pub fn cut_off_call(tool: &str, partial_arguments: &str) -> Reply {
+        Reply::message(
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": tool, "arguments": partial_arguments}}]}),
+            "length",
+        )
+    }
+
+    /// vLLM's `/v1/models`: one model with its `max_model_len`.
+    pub fn vllm_models(model: &str, max_model_len: u64) -> Reply {
+        Reply::json(
+            200,
+            json!({"object": "list", "data": [{"id": model, "object": "model", "created": 1_700_000_000u32, "owned_by": "vllm", "root": model, "parent": null, "max_model_len": max_model_len}]}),
+        )
+    }
+
+    /// llama-server's `/props`.
+    pub fn llama_props(n_ctx: u64) -> Reply {
+        Reply::json(
+            200,
+            json!({"default_generation_settings": {"n_ctx": n_ctx, "params": {"n_predict": -1}}, "total_slots": 1, "chat_template": ""}),
+        )
+    }
+
+    /// Ollama's `/api/show` for a model served with `num_ctx`.
+    pub fn ollama_show(num_ctx: u64, trained: u64) -> Reply {
+        Reply::json(
+            200,
+            json!({"parameters": format!("num_ctx                        {num_ctx}"), "model_info": {"general.architecture": "qwen2", "qwen2.context_length": trained}}),
+        )
+    }
+}
+
 /// A chat-completion body around one assistant message.
 pub fn completion_body(message: Value, finish_reason: &str) -> Value {
     json!({
@@ -201,6 +297,9 @@ struct Shared {
     script: Mutex<VecDeque<Reply>>,
     handler: Option<Box<Handler>>,
     received: Mutex<Vec<Received>>,
+    /// (method, path) → the reply, every time.
+    routes: Mutex<HashMap<(String, String), Reply>>,
+    probes: Mutex<Vec<Received>>,
 }
 
 /// The server; stops when dropped.
@@ -217,6 +316,8 @@ impl TestServer {
             script: Mutex::new(script.into()),
             handler: None,
             received: Mutex::new(vec![]),
+            routes: Mutex::new(HashMap::new()),
+            probes: Mutex::new(vec![]),
         })
         .await
     }
@@ -229,6 +330,8 @@ impl TestServer {
             script: Mutex::new(VecDeque::new()),
             handler: Some(Box::new(f)),
             received: Mutex::new(vec![]),
+            routes: Mutex::new(HashMap::new()),
+            probes: Mutex::new(vec![]),
         })
         .await
     }
@@ -262,7 +365,8 @@ impl TestServer {
         self.addr
     }
 
-    /// A config pointing here, fit for tests: no key, 3 tries, 10 ms backoff, 5 s timeout.
+    /// A config pointing here, fit for tests: no key, 3 tries, 10 ms backoff, 5 s timeout,
+    /// 30 s patience, progress every 100 ms.
     pub fn config(&self, model: &str) -> ModelConfig {
         ModelConfig {
             base_url: self.base_url(),
@@ -271,6 +375,8 @@ impl TestServer {
             backoff_initial_secs: 0.01,
             backoff_max_secs: 0.05,
             timeout_secs: 5.0,
+            retry_patience_secs: 30.0,
+            progress_every_secs: 0.1,
             ..ModelConfig::default()
         }
     }
@@ -280,9 +386,21 @@ impl TestServer {
         lock(&self.shared.script).push_back(reply);
     }
 
-    /// Every request received so far, in order.
+    /// Every request received so far, in order (discovery probes apart: see `probes`).
     pub fn requests(&self) -> Vec<Received> {
         lock(&self.shared.received).clone()
+    }
+
+    /// Answer `method` `path` (e.g. "GET", "/v1/models"; no query) with `reply`, every
+    /// time, outside the script. Such requests are recorded in [`TestServer::probes`].
+    pub fn route(&self, method: &str, path: &str, reply: Reply) {
+        lock(&self.shared.routes).insert((method.to_ascii_uppercase(), path.to_string()), reply);
+    }
+
+    /// Requests to routed paths and to the context-window discovery paths (`GET …/models`,
+    /// `GET /props`, `POST /api/show`), which get 404 unless routed.
+    pub fn probes(&self) -> Vec<Received> {
+        lock(&self.shared.probes).clone()
     }
 }
 
@@ -321,12 +439,23 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
-    lock(&shared.received).push(received.clone());
-    let next = lock(&shared.script).pop_front();
-    let reply = match (next, &shared.handler) {
-        (Some(r), _) => r,
-        (None, Some(f)) => f(&received),
-        (None, None) => Reply::error(500, "test server: script exhausted"),
+    let path = parts.uri.path().to_string();
+    let routed = lock(&shared.routes)
+        .get(&(received.method.clone(), path.clone()))
+        .cloned();
+    let discovery = (received.method == "GET" && (path.ends_with("/models") || path == "/props"))
+        || path == "/api/show";
+    let reply = if routed.is_some() || discovery {
+        lock(&shared.probes).push(received);
+        routed.unwrap_or_else(|| Reply::error(404, "test server: no such route"))
+    } else {
+        lock(&shared.received).push(received.clone());
+        let next = lock(&shared.script).pop_front();
+        match (next, &shared.handler) {
+            (Some(r), _) => r,
+            (None, Some(f)) => f(&received),
+            (None, None) => Reply::error(500, "test server: script exhausted"),
+        }
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;

@@ -118,6 +118,16 @@ pub enum Problem {
     /// Text-action mode: the block is not one JSON object.
     #[error("the action block is not a valid JSON object: {error}")]
     ActionNotJson { error: String },
+    /// The reply (its text, or one call's arguments) was longer than the conversation can
+    /// keep; it was cut to `limit` characters.
+    #[error(
+        "{what} was {chars} characters long and was cut to the first {limit}; send shorter replies and edit large files in parts"
+    )]
+    TooLong {
+        what: String,
+        chars: usize,
+        limit: usize,
+    },
     /// Text-action mode: the JSON object has no string "tool" key.
     #[error("the action object has no \"tool\" key naming the tool to run")]
     ActionWithoutTool,

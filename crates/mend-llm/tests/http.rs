@@ -259,7 +259,7 @@ async fn server_errors_exhaust_the_tries() {
 #[tokio::test]
 async fn client_errors_fail_at_once_with_the_server_message() {
     for (status, message) in [
-        (400, "This model's maximum context length is 8192 tokens"),
+        (400, "Invalid value for 'temperature'"),
         (401, "Incorrect API key provided"),
         (403, "forbidden"),
         (404, "The model `gpt-9` does not exist"),
@@ -436,10 +436,23 @@ async fn malformed_and_quirky_replies() {
         ("Looking first.", 1)
     );
 
-    // A very long reply, whole.
+    // A very long reply: read whole, kept only up to max_reply_chars (see servers.rs).
     let long = "x".repeat(2_000_000);
     let (r, _s) = one(vec![Reply::text(&long)], |_| {}).await;
-    assert_eq!(r.unwrap().content.len(), 2_000_000);
+    let c = r.unwrap();
+    assert_eq!(
+        c.content.chars().count(),
+        64_001,
+        "64,000 characters and an ellipsis"
+    );
+    assert!(matches!(
+        c.problems[..],
+        [Problem::TooLong {
+            chars: 2_000_000,
+            limit: 64_000,
+            ..
+        }]
+    ));
 
     // null content and nothing else.
     let (r, _s) = one(
@@ -893,6 +906,7 @@ async fn counts_tokens_and_knows_the_window() {
     let msgs = vec![Message::user("hello world")];
     // o200k: "hello world" is 2 tokens, "user" 1, plus 3 per message and 3 to prime.
     assert_eq!(gpt.count_tokens(&msgs), 9);
-    // Approximation: ceil(11/4)=3, "user" 1, plus 4 per message and 3.
-    assert_eq!(local.count_tokens(&msgs), 11);
+    // Approximation: "hello" 1, "world" 1 (the space merges), "user" 1, plus 4 per
+    // message and 3.
+    assert_eq!(local.count_tokens(&msgs), 10);
 }

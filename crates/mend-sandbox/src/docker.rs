@@ -610,20 +610,44 @@ impl Sandbox for DockerSandbox {
                 Err(e) => return Err(self.gone_or(e, &format!("reading {path}"))),
             }
         }
-        let mut archive = tar::Archive::new(&tar_bytes[..]);
-        let mut entries = archive
-            .entries()
-            .map_err(SandboxError::io("reading the file archive"))?;
-        let mut entry = match entries.next() {
-            Some(e) => e.map_err(SandboxError::io("reading the file archive"))?,
-            None => return Err(SandboxError::NotFound(path.to_string())),
+        // `Some(bytes)` for a file, `None` for a symlink (the archive holds the link itself).
+        let read = || -> Result<Option<Vec<u8>>, SandboxError> {
+            let mut archive = tar::Archive::new(&tar_bytes[..]);
+            let mut entries = archive
+                .entries()
+                .map_err(SandboxError::io("reading the file archive"))?;
+            let mut entry = match entries.next() {
+                Some(e) => e.map_err(SandboxError::io("reading the file archive"))?,
+                None => return Err(SandboxError::NotFound(path.to_string())),
+            };
+            let kind = entry.header().entry_type();
+            if kind.is_dir() {
+                return Err(SandboxError::IsDirectory(path.to_string()));
+            }
+            if kind.is_symlink() {
+                return Ok(None);
+            }
+            let mut data = Vec::new();
+            entry.read_to_end_sync(&mut data)?;
+            Ok(Some(data))
         };
-        if entry.header().entry_type().is_dir() {
-            return Err(SandboxError::IsDirectory(path.to_string()));
+        if let Some(data) = read()? {
+            return Ok(data);
         }
-        let mut data = Vec::new();
-        entry.read_to_end_sync(&mut data)?;
-        Ok(data)
+        // Read what the link points to, if that is inside the repository.
+        let out = self
+            .exec(&Exec::new(["realpath", "-e", "--", &full]).timeout(Duration::from_secs(60)))
+            .await?;
+        if !out.success() {
+            return Err(SandboxError::NotFound(path.to_string()));
+        }
+        let target = out.stdout.text().trim().to_string();
+        let inside = confine(&self.root, &target)
+            .map_err(|_| SandboxError::PathEscapesRoot(path.to_string()))?;
+        if inside == full {
+            return Err(SandboxError::NotFound(path.to_string()));
+        }
+        Box::pin(self.read_file(&inside)).await
     }
 
     async fn write_file(&self, path: &str, data: &[u8]) -> Result<(), SandboxError> {

@@ -1,6 +1,13 @@
 //! `LocalSandbox`: a checkout of the repository in a temporary directory. It shares the
 //! repository's object store through git's `alternates`, so creating it copies no history
 //! and writes nothing into the user's repository or working tree.
+//!
+//! What it isolates: the file tools (read/write) stay inside the checkout, symlinks
+//! resolved; commands get a scrubbed environment (no API keys) and a private `HOME`; and
+//! the process that creates one is made non-dumpable, so a command (same user) cannot read
+//! its environment or memory through `/proc/<pid>/`. What it does not: commands run as the
+//! user, on the host, with the user's network and file system (anything the user can read
+//! or write outside the checkout, they can too); root can read everything.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,15 +18,39 @@ use git2::{Repository, build::CheckoutBuilder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::capture::Captured;
-use crate::paths::{confine, resolve_dir};
+use crate::paths::{confine, resolve_dir, resolve_within};
 use crate::{Exec, ExecOutput, Sandbox, SandboxError, Termination};
 
 /// Environment variables passed through from the host; everything else (API keys
 /// included) stays out of the commands the model runs.
-const PASS_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TERM", "USER", "TMPDIR"];
+/// `HOME` is not among them: commands get a private one, so `~/.netrc`, `~/.git-credentials`
+/// and credential helpers in `~/.gitconfig` are not used behind the model's back.
+const PASS_ENV: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TERM",
+    "USER",
+    "TMPDIR",
+    "PYTHONUSERBASE",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+];
+
+/// Tool homes under the real `HOME` that commands keep (user-installed packages and
+/// toolchains) when the variable is not set: (variable, directory under `HOME`).
+const KEEP_HOMES: &[(&str, &str)] = &[
+    ("PYTHONUSERBASE", ".local"),
+    ("CARGO_HOME", ".cargo"),
+    ("RUSTUP_HOME", ".rustup"),
+];
 
 pub struct LocalSandbox {
     dir: tempfile::TempDir,
+    /// `dir`, symlinks resolved: what every path the tools touch must stay under.
+    canon_root: PathBuf,
+    /// The commands' `HOME`.
+    home: tempfile::TempDir,
     root: String,
     base: Mutex<String>,
 }
@@ -52,8 +83,19 @@ impl LocalSandbox {
         dst.set_head_detached(commit.id())?;
         dst.checkout_head(Some(CheckoutBuilder::new().force()))?;
         let root = dir.path().to_string_lossy().into_owned();
+        let canon_root = dir
+            .path()
+            .canonicalize()
+            .map_err(SandboxError::io("resolving the checkout"))?;
+        let home = tempfile::Builder::new()
+            .prefix("mend-home-")
+            .tempdir()
+            .map_err(SandboxError::io("creating a temporary HOME"))?;
+        forbid_inspection();
         Ok(LocalSandbox {
             dir,
+            canon_root,
+            home,
             root,
             base: Mutex::new(commit.id().to_string()),
         })
@@ -63,28 +105,50 @@ impl LocalSandbox {
         self.dir.path()
     }
 
+    /// The host path `path` names, with every symlink resolved (dangling ones too), or
+    /// [`SandboxError::PathEscapesRoot`] when that leaves the checkout.
     fn confine_host(&self, path: &str) -> Result<PathBuf, SandboxError> {
-        let p = PathBuf::from(confine(&self.root, path)?);
-        // Catch symlink escapes: the nearest existing ancestor must resolve inside the root.
-        let canon_root = self
-            .dir
-            .path()
-            .canonicalize()
-            .map_err(SandboxError::io("resolving the root"))?;
-        let mut probe = p.as_path();
-        loop {
-            if let Ok(c) = probe.canonicalize() {
-                if !c.starts_with(&canon_root) {
-                    return Err(SandboxError::PathEscapesRoot(path.to_string()));
+        let lexical = PathBuf::from(confine(&self.root, path)?);
+        let rel = lexical
+            .strip_prefix(&self.root)
+            .map_err(|_| SandboxError::PathEscapesRoot(path.to_string()))?;
+        resolve_within(&self.canon_root, rel)
+            .ok_or_else(|| SandboxError::PathEscapesRoot(path.to_string()))
+    }
+
+    fn command_env(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = PASS_ENV
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+            .collect();
+        if let Some(real) = std::env::var_os("HOME").map(PathBuf::from) {
+            for (var, sub) in KEEP_HOMES {
+                let dir = real.join(sub);
+                if !env.contains_key(*var) && dir.is_dir() {
+                    env.insert(var.to_string(), dir.to_string_lossy().into_owned());
                 }
-                break;
-            }
-            match probe.parent() {
-                Some(parent) => probe = parent,
-                None => break,
             }
         }
-        Ok(p)
+        env.insert(
+            "HOME".into(),
+            self.home.path().to_string_lossy().into_owned(),
+        );
+        env
+    }
+}
+
+/// Make this process non-dumpable: its `/proc/<pid>/environ`, `mem` and the like then
+/// belong to root and other processes of the same user (the commands run here) can neither
+/// read them nor ptrace it. Removing the key from the environment would not do: `environ`
+/// shows the block the process started with. Children start dumpable again (execve).
+fn forbid_inspection() {
+    // SAFETY: prctl(PR_SET_DUMPABLE) changes a flag of this process; no memory is touched.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if rc != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "could not make mend non-dumpable; commands in the local sandbox may read its environment"
+        );
     }
 }
 
@@ -97,10 +161,7 @@ impl Sandbox for LocalSandbox {
     async fn exec(&self, exec: &Exec) -> Result<ExecOutput, SandboxError> {
         exec.validate()?;
         let cwd = resolve_dir(&self.root, exec.cwd.as_deref());
-        let mut env: BTreeMap<String, String> = PASS_ENV
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-            .collect();
+        let mut env = self.command_env();
         env.extend(exec.env.clone());
         let mut cmd = tokio::process::Command::new(&exec.argv[0]);
         cmd.args(&exec.argv[1..])
@@ -199,7 +260,25 @@ impl Sandbox for LocalSandbox {
                     "creating the directory of {path}"
                 )))?;
         }
-        tokio::fs::write(&p, data)
+        // O_NOFOLLOW: a link put in place since the check is not followed.
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&p)
+            .await
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => SandboxError::PathEscapesRoot(path.to_string()),
+                _ => SandboxError::Io {
+                    action: format!("writing {path}"),
+                    source: e,
+                },
+            })?;
+        file.write_all(data)
+            .await
+            .map_err(SandboxError::io(format!("writing {path}")))?;
+        file.flush()
             .await
             .map_err(SandboxError::io(format!("writing {path}")))
     }

@@ -135,21 +135,12 @@ fn check_path(p: &str, repo: Option<&Path>) -> Result<(), PatchError> {
         return Err(PatchError::GitDir(p.to_string()));
     }
     if let Some(root) = repo {
-        // Every existing ancestor must resolve inside the repository.
+        // Where the path lands once every symlink is followed, dangling ones too.
         let Ok(root) = root.canonicalize() else {
             return Ok(());
         };
-        let mut probe = root.join(path);
-        loop {
-            if let Ok(real) = probe.canonicalize() {
-                if !real.starts_with(&root) {
-                    return Err(PatchError::PathEscapes(p.to_string()));
-                }
-                break;
-            }
-            if !probe.pop() {
-                break;
-            }
+        if crate::paths::resolve_within(&root, path).is_none() {
+            return Err(PatchError::PathEscapes(p.to_string()));
         }
     }
     Ok(())
@@ -198,6 +189,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/tmp", d.path().join("link")).unwrap();
         let p = GOOD.replace("src/app.py", "link/evil.py");
+        assert!(matches!(
+            validate(&p, Some(d.path())),
+            Err(PatchError::PathEscapes(_))
+        ));
+        // A dangling link: applying would create its target outside the repository.
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("new.py"), d.path().join("new.py")).unwrap();
+        let p = GOOD.replace("src/app.py", "new.py");
         assert!(matches!(
             validate(&p, Some(d.path())),
             Err(PatchError::PathEscapes(_))

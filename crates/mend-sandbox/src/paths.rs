@@ -32,6 +32,52 @@ pub(crate) fn resolve_dir(root: &str, dir: Option<&str>) -> String {
     }
 }
 
+/// Resolve `rel` under `root` (which must be canonical) the way the kernel will when the
+/// path is opened: every symlink followed, dangling ones too (their target is where a
+/// write would land), `..` after them. `None` when the result leaves `root` or the links
+/// loop. Components that do not exist yet are taken as they are.
+pub(crate) fn resolve_within(root: &Path, rel: &Path) -> Option<PathBuf> {
+    use std::collections::VecDeque;
+    let mut out = root.to_path_buf();
+    let mut pending: VecDeque<std::ffi::OsString> = VecDeque::new();
+    let push_front = |pending: &mut VecDeque<std::ffi::OsString>, p: &Path| {
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => pending.push_front(n.to_os_string()),
+                Component::ParentDir => pending.push_front("..".into()),
+                Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    if rel.is_absolute() {
+        out = PathBuf::from("/");
+    }
+    push_front(&mut pending, rel);
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&c);
+        match std::fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&next).ok()?;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                push_front(&mut pending, &target);
+            }
+            _ => out = next,
+        }
+    }
+    out.starts_with(root).then_some(out)
+}
+
 /// Remove `.` and `..` without touching the file system; `None` if `..` climbs out.
 fn normalize(p: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
@@ -70,5 +116,28 @@ mod tests {
         assert!(confine("/repo", "/etc/passwd").is_err());
         assert!(confine("/repo", "/repo/../etc").is_err());
         assert!(confine("/repo", "").is_err());
+    }
+
+    #[test]
+    fn resolves_links_inside_and_refuses_them_outside() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("src")).unwrap();
+        std::os::unix::fs::symlink("src", root.join("s")).unwrap();
+        std::os::unix::fs::symlink("../s/../src/new.py", root.join("src/loop.py")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent/x", root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink("a", root.join("b")).unwrap();
+        std::os::unix::fs::symlink("b", root.join("a")).unwrap();
+        assert_eq!(
+            resolve_within(&root, Path::new("s/loop.py")),
+            Some(root.join("src/new.py"))
+        );
+        assert_eq!(resolve_within(&root, Path::new("dangling")), None);
+        assert_eq!(resolve_within(&root, Path::new("a")), None);
+        assert_eq!(resolve_within(&root, Path::new("s/../..")), None);
+        assert_eq!(
+            resolve_within(&root, &root.join("src/x")),
+            Some(root.join("src/x"))
+        );
     }
 }

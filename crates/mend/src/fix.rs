@@ -17,8 +17,8 @@ use mend_index::{Index, IndexOptions};
 use mend_llm::Limits;
 use mend_sandbox::{DockerConfig, DockerEngine, Sandbox};
 
-use crate::config::FileConfig;
-use crate::issue::{self, IssueArg};
+use crate::config::{FileConfig, RepoConfig};
+use crate::issue::{self, GitHubSettings, IssueArg};
 use crate::model::ModelArgs;
 
 #[derive(Args, Debug)]
@@ -27,7 +27,8 @@ pub struct FixArgs {
     /// With a GitHub issue URL and no --repo, that issue's repository is cloned.
     #[arg(long)]
     pub repo: Option<String>,
-    /// The issue: text, @FILE, or a GitHub issue URL (fetched over the REST API; GITHUB_TOKEN when set).
+    /// The issue: text, @FILE, or a GitHub issue URL (fetched over the REST API; GITHUB_TOKEN
+    /// when set). Enterprise hosts: name the API with --github-api or `github_hosts`.
     #[arg(long)]
     pub issue: String,
     /// Revision to start from.
@@ -35,7 +36,7 @@ pub struct FixArgs {
     pub rev: String,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Where commands run: docker (isolated, default) or local (a temporary checkout).
+    /// Where commands run: docker (isolated, default) or local (a temporary checkout; file tools stay in it and commands get no keys, but commands run as you on this machine, with your files and network).
     #[arg(long)]
     pub sandbox: Option<String>,
     /// Image for the Docker sandbox (default: mend's base image, built if missing).
@@ -48,7 +49,7 @@ pub struct FixArgs {
     #[arg(long)]
     pub max_steps: Option<usize>,
     /// Most dollars to spend before stopping.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::parse_cost)]
     pub max_cost: Option<f64>,
     /// Write the patch here (default: print it on stdout).
     #[arg(long)]
@@ -65,7 +66,8 @@ pub struct FixArgs {
     /// Where the trajectory goes (default: ~/.local/share/mend/runs/<time>.traj.json).
     #[arg(long)]
     pub trajectory: Option<PathBuf>,
-    /// GitHub API base (GitHub Enterprise, or a local stand-in).
+    /// GitHub API base for issue URLs (GitHub Enterprise: https://HOST/api/v3). GITHUB_TOKEN
+    /// goes only to api.github.com or to this.
     #[arg(long, env = "MEND_GITHUB_API")]
     pub github_api: Option<String>,
     /// Let the sandbox reach the network (off by default).
@@ -77,37 +79,110 @@ pub async fn run(
     args: FixArgs,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
-    let issue_arg = IssueArg::parse(&args.issue);
-    let local_repo = args.repo.as_deref().map(Path::new).filter(|p| p.exists());
-    let (cfg, cfg_path) = FileConfig::discover(local_repo)?;
+    // The user's config only: a repository's mend.toml is read later, and only safe keys.
+    let (cfg, cfg_path) = FileConfig::user()?;
     if let Some(p) = &cfg_path {
         eprintln!("config: {}", p.display());
     }
-    let github_api = args
-        .github_api
-        .clone()
-        .or(cfg.github_api.clone())
-        .unwrap_or_else(|| "https://api.github.com".into());
-    let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
-    let issue = issue::load(&issue_arg, &github_api, token.as_deref()).await?;
-    let repo = resolve_repo(args.repo.as_deref(), issue.repo.as_deref())?;
-    let base = workspace::resolve_rev(&repo, &args.rev)?;
+    let github = GitHubSettings {
+        api: args.github_api.clone().or(cfg.github_api.clone()),
+        hosts: cfg.github_hosts.clone().unwrap_or_default(),
+    };
+    let issue_arg = IssueArg::parse(&args.issue, &github)?;
     if args.apply && args.branch.is_some() {
         bail!("choose one of --apply and --branch");
     }
-    deliver::preflight(&repo, args.apply, args.force, args.branch.as_deref())?;
+    // Checked before anything is fetched, built or called.
+    if let Some(t) = &args.trajectory {
+        deliver::check_file_target(t).context("--trajectory")?;
+    }
+    if let Some(o) = &args.out {
+        deliver::check_file_target(o).context("--out")?;
+    }
+    if let Some(path) = &args.model.replay {
+        let recording = mend_llm::ReplayModel::load(path)
+            .with_context(|| format!("loading the recording {}", path.display()))?;
+        if recording.remaining() == 0 {
+            bail!(
+                "the recording {} has no model steps: nothing to replay",
+                path.display()
+            );
+        }
+    }
+    if args.max_steps == Some(0) {
+        bail!("the step limit is 0: nothing would run (give --max-steps 1 or more)");
+    }
+    let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+    let issue = issue::load(&issue_arg, token.as_deref()).await?;
+    // Cloned from the host the issue URL named (github.com or the Enterprise host).
+    let clone_url = issue
+        .repo
+        .as_deref()
+        .zip(issue::web_base(&args.issue))
+        .map(|(r, web)| format!("{web}/{r}.git"));
+    let repo = resolve_repo(args.repo.as_deref(), clone_url.as_deref())?;
+    let base = workspace::resolve_rev(&repo, &args.rev)?;
+    deliver::preflight(
+        &repo,
+        &deliver::Plan {
+            out: args.out.as_deref(),
+            branch: args.branch.as_deref(),
+            apply: args.apply,
+            force: args.force,
+        },
+    )?;
+    match deliver::uncommitted_changes(&repo) {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "note: {n} uncommitted change{} {} not part of the run: mend starts from {} ({})",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "is" } else { "are" },
+            args.rev,
+            &base[..12]
+        ),
+        Err(e) => tracing::debug!(error = %e, "could not count uncommitted changes"),
+    }
 
+    let repo_cfg = RepoConfig::load(&repo);
+    let user_steps = args.max_steps.or(cfg.max_steps);
+    let user_cost = args.max_cost.or(cfg.max_cost);
+    let default_steps = AgentConfig::default().max_steps;
+    for line in repo_cfg.report(user_steps, user_cost, default_steps) {
+        eprintln!("{line}");
+    }
+    let max_steps = repo_cfg.max_steps(user_steps, default_steps);
+    if max_steps == 0 {
+        bail!("the step limit is 0: nothing would run (give --max-steps 1 or more)");
+    }
     let limits = Limits {
-        max_cost_usd: args.max_cost.or(cfg.max_cost),
+        max_cost_usd: repo_cfg.max_cost(user_cost),
         ..Default::default()
     };
-    let model = crate::model::build(&args.model, cfg.model.as_ref(), limits)?;
+    // A missing key or a dead endpoint fails here, not after minutes of retries.
+    let scope = crate::doctor::Scope::default();
+    crate::doctor::preflight(&args.model, cfg.model.as_ref(), &scope).await?;
+    let model = crate::model::build(&args.model, cfg.model.as_ref(), limits).await?;
     eprintln!("model: {}", model.name());
     let sandbox_kind = args
         .sandbox
         .clone()
         .or(cfg.sandbox.clone())
         .unwrap_or_else(|| "docker".into());
+    let test_cmd = args
+        .test_cmd
+        .clone()
+        .or(cfg.test_cmd.clone())
+        .or(repo_cfg.test_cmd.clone());
+    if sandbox_kind == "local"
+        && args.test_cmd.is_none()
+        && cfg.test_cmd.is_none()
+        && let Some(t) = &repo_cfg.test_cmd
+    {
+        eprintln!(
+            "warning: the repository's test command {t:?} will run on this machine, \
+             outside any container, because you chose the local sandbox"
+        );
+    }
     let sandbox: Arc<dyn Sandbox> = match sandbox_kind.as_str() {
         "docker" => {
             let engine = DockerEngine::connect().await?;
@@ -131,7 +206,6 @@ pub async fn run(
         }
         other => bail!("unknown sandbox `{other}`: use docker or local"),
     };
-    let test_cmd = args.test_cmd.clone().or(cfg.test_cmd.clone());
     let index = index_at(&repo, &base).await;
     let context = match &index {
         Some(ix) => {
@@ -145,27 +219,40 @@ pub async fn run(
         None => RepoContext::default(),
     };
     let toolbox = Toolbox::new(sandbox.clone(), test_cmd, index);
-    let mut config = AgentConfig::default();
-    if let Some(n) = args.max_steps.or(cfg.max_steps) {
-        config.max_steps = n;
-    }
-    config.network = args.network;
+    let config = AgentConfig {
+        max_steps,
+        network: args.network,
+        ..Default::default()
+    };
     let agent = Agent {
         model,
         prompts: Prompts::builtin()?,
         config,
     };
     let task = TaskInput {
-        issue: issue.text.clone(),
+        issue: match &repo_cfg.description {
+            Some(d) => format!(
+                "{}\n\nAbout this repository (from its mend.toml):\n{d}\n",
+                issue.text
+            ),
+            None => issue.text.clone(),
+        },
         base_commit: Some(base.clone()),
         layout: workspace::layout(sandbox.as_ref()).await,
         localized: context.localized,
         repo_map: context.repo_map,
     };
-    let traj_path = args
-        .trajectory
-        .clone()
-        .unwrap_or_else(default_trajectory_path);
+    let traj_path = match args.trajectory.clone() {
+        Some(p) => p,
+        None => {
+            let p = default_trajectory_path();
+            if let Some(dir) = p.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            p
+        }
+    };
     let writer = TrajectoryWriter::new(Some(traj_path.clone()));
     let on_event = |e: Event| match e {
         Event::Step {
@@ -202,12 +289,42 @@ pub async fn run(
     drop(agent);
 
     eprintln!("\n{}", out.exit.line());
-    eprintln!("trajectory: {}", traj_path.display());
+    // Written once more here to know that it was: the loop's own writes only log failures.
+    match writer.write(&out.trajectory) {
+        Ok(()) => eprintln!("trajectory: {}", traj_path.display()),
+        Err(e) => eprintln!(
+            "warning: the trajectory was NOT written to {}: {e}",
+            traj_path.display()
+        ),
+    }
+    for f in &out.left_out {
+        eprintln!("left out of the patch: {} ({})", f.path, f.reason);
+    }
     if out.patch.trim().is_empty() {
         eprintln!("no changes were made");
         return Ok(exit_code(&out.exit, true));
     }
     eprint!("{}", diffstat(&out.patch));
+    if let Err(e) = deliver_patch(&args, &repo, &base, &issue, &out) {
+        // The run's work is never lost to a delivery failure: shown and kept.
+        std::io::stdout().write_all(out.patch.as_bytes())?;
+        let saved = save_patch(&traj_path, &out.patch);
+        let whereto = match &saved {
+            Ok(p) => format!("saved to {}", p.display()),
+            Err(e2) => format!("could not be saved ({e2})"),
+        };
+        bail!("{e:#}\nthe patch was not delivered; it is printed above on stdout and {whereto}");
+    }
+    Ok(exit_code(&out.exit, false))
+}
+
+fn deliver_patch(
+    args: &FixArgs,
+    repo: &Path,
+    base: &str,
+    issue: &issue::Issue,
+    out: &mend_agent::RunOutput,
+) -> anyhow::Result<()> {
     if let Some(path) = &args.out {
         deliver::write_patch_file(path, &out.patch)?;
         eprintln!("patch: {}", path.display());
@@ -223,17 +340,32 @@ pub async fn run(
                 .unwrap_or_else(|| "Fix the issue".into()),
             out.exit.line()
         );
-        let id = deliver::commit_on_branch(&repo, &base, &out.patch, branch, &msg)?;
+        let id = deliver::commit_on_branch(repo, base, &out.patch, branch, &msg)?;
         eprintln!(
             "committed {} on branch {branch} (your checkout is unchanged)",
             &id[..12]
         );
     }
     if args.apply {
-        deliver::apply_to_worktree(&repo, &out.patch, args.force)?;
+        deliver::apply_to_worktree(repo, &out.patch, args.force)?;
         eprintln!("applied to {}", repo.display());
     }
-    Ok(exit_code(&out.exit, false))
+    Ok(())
+}
+
+/// Beside the trajectory (checked writable before the run), else in the temp directory.
+fn save_patch(traj_path: &Path, patch: &str) -> anyhow::Result<PathBuf> {
+    let beside = traj_path.with_extension("patch");
+    if deliver::write_patch_file(&beside, patch).is_ok() {
+        return Ok(beside);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let tmp = std::env::temp_dir().join(format!("mend-{}-{t}.patch", std::process::id()));
+    deliver::write_patch_file(&tmp, patch)?;
+    Ok(tmp)
 }
 
 /// 0: submitted with passing (or no) tests; 3: submitted with failing tests; 4: stopped
@@ -290,7 +422,7 @@ fn resolve_repo(arg: Option<&str>, from_issue: Option<&str>) -> anyhow::Result<P
         }
         (Some(a), _) if a.contains("://") || a.starts_with("git@") => a.to_string(),
         (Some(a), _) => bail!("--repo {a}: no such directory, and not a URL"),
-        (None, Some(r)) => format!("https://github.com/{r}.git"),
+        (None, Some(url)) => url.to_string(),
         (None, None) => std::env::current_dir()?.display().to_string(),
     };
     if Path::new(&url).exists() {

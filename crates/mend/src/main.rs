@@ -2,6 +2,7 @@
 //! Everything the user reads is printed here; the libraries only return values.
 mod config;
 mod demo;
+mod doctor;
 mod fix;
 mod images;
 mod index_cmd;
@@ -46,6 +47,10 @@ enum Command {
     /// See the whole loop without a model: mend fixes a bug in a bundled repository, in a
     /// Docker sandbox, with the model's answers replayed from a recorded conversation.
     Demo(demo::DemoArgs),
+    /// Check that a run can work: the Docker engine, the base image, the model endpoint
+    /// (reachable, model listed, context window, tool calls, API key). Exits non-zero when
+    /// something needed fails, saying how to fix it.
+    Doctor(doctor::DoctorArgs),
     /// Build the images mend runs in (no registry needed).
     #[command(subcommand)]
     Images(images::ImagesCmd),
@@ -129,6 +134,7 @@ async fn run(cmd: Command, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::
     match cmd {
         Command::Fix(args) => fix::run(*args, stop).await,
         Command::Demo(args) => demo::run(args, stop).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Images(c) => images::run(c).await,
         Command::Sandbox(c) => sandbox_cmd::run(c).await,
         Command::Index(a) => index_cmd::index(a).await,

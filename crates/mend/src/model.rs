@@ -24,8 +24,12 @@ pub struct ModelArgs {
     /// `native` tool calls, or `text` actions for models and servers without them.
     #[arg(long, value_parser = ["native", "text"])]
     pub tool_mode: Option<String>,
+    /// Seconds to wait for each model reply before retrying (default 300; `timeout_secs`
+    /// in mend.toml). A progress line is printed every 15 s while a reply is slow.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
     /// Replay a recorded trajectory instead of calling a model (demos, regression tests).
-    #[arg(long, value_name = "TRAJECTORY", conflicts_with_all = ["model", "base_url", "api_key_env", "tool_mode"])]
+    #[arg(long, value_name = "TRAJECTORY", conflicts_with_all = ["model", "base_url", "api_key_env", "tool_mode", "timeout"])]
     pub replay: Option<PathBuf>,
 }
 
@@ -40,6 +44,12 @@ pub fn config(args: &ModelArgs, file: Option<&ModelConfig>) -> anyhow::Result<Mo
     }
     if let Some(k) = &args.api_key_env {
         cfg.api_key_env = Some(k.clone());
+    }
+    if let Some(t) = args.timeout {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("--timeout must be a positive number of seconds, got {t}");
+        }
+        cfg.timeout_secs = t;
     }
     if let Some(t) = &args.tool_mode {
         cfg.tool_mode = if t == "text" {
@@ -62,8 +72,9 @@ pub fn config(args: &ModelArgs, file: Option<&ModelConfig>) -> anyhow::Result<Mo
     Ok(cfg)
 }
 
-/// The model a run talks to, charging `ledger` (its limits apply).
-pub fn build(
+/// The model a run talks to, charging `ledger` (its limits apply). Asks the server for its
+/// context window (unless the config states it) and prints where the window came from.
+pub async fn build(
     args: &ModelArgs,
     file: Option<&ModelConfig>,
     limits: Limits,
@@ -75,7 +86,13 @@ pub fn build(
     }
     let mut cfg = config(args, file)?;
     cfg.limits = merge_limits(cfg.limits, limits);
-    Ok(Arc::new(OpenAiCompatible::new(cfg)?))
+    let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
+    let source = model.discover_context().await;
+    eprintln!(
+        "context window: {} tokens, {source}",
+        model.context_window()
+    );
+    Ok(Arc::new(model))
 }
 
 /// Flags' limits over the file's.

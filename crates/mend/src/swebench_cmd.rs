@@ -864,7 +864,7 @@ async fn run_cmd(
         .clone()
         .unwrap_or_else(|| default_run_id().replacen("eval-", "run-", 1));
     // One model config for every instance; each instance charges its own child ledger.
-    let (file_cfg, _) = crate::config::FileConfig::discover(None)?;
+    let (file_cfg, _) = crate::config::FileConfig::user()?;
     let models: mend_swebench::ModelFactory = match &a.model.replay {
         Some(path) => {
             let rec = mend_llm::Recording::load(path)?;
@@ -876,8 +876,13 @@ async fn run_cmd(
             })
         }
         None => {
+            let scope = crate::doctor::Scope::default();
+            crate::doctor::preflight(&a.model, file_cfg.model.as_ref(), &scope).await?;
             let cfg = crate::model::config(&a.model, file_cfg.model.as_ref())?;
             let base = mend_llm::OpenAiCompatible::new(cfg)?;
+            let source = base.discover_context().await;
+            let window = mend_llm::Model::context_window(&base);
+            eprintln!("context window: {window} tokens, {source}");
             Arc::new(move |_inst, ledger| {
                 Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn mend_llm::Model>)
             })

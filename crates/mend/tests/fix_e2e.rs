@@ -539,11 +539,15 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
     let repo = tempfile::tempdir().unwrap();
     fixture_repo("textkit", repo.path());
     // A small window (the budget is 80% of it) so that one big observation forces elision.
+    // In the user's config: a repository's mend.toml cannot set the model's table.
+    let xdg = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(xdg.path().join("mend")).unwrap();
     std::fs::write(
-        repo.path().join("mend.toml"),
+        xdg.path().join("mend/mend.toml"),
         "[model]\ncontext_window = 5000\n",
     )
     .unwrap();
+    let xdg_path = xdg.path().display().to_string();
     let bash = |cmd: &str| Reply::tool_calls(&[("bash", json!({"command": cmd}))]);
     let script = vec![
         bash("seq 1 3000"),
@@ -554,7 +558,14 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
         bash("echo four"),
         submit(),
     ];
-    let run = run_fix(repo.path(), "local", script, &[]).await;
+    let run = support::run_fix_env(
+        repo.path(),
+        "local",
+        script,
+        &[],
+        &[("XDG_CONFIG_HOME", &xdg_path)],
+    )
+    .await;
     assert_eq!(run.code(), Some(0), "{}", run.stderr());
     let last = &run.requests.last().unwrap()["messages"];
     let msgs = last.as_array().unwrap();
@@ -585,5 +596,181 @@ async fn old_observations_are_elided_near_the_context_window_but_not_the_issue_o
     assert!(
         early.contains("2999"),
         "the observation was never shown whole"
+    );
+}
+
+fn bash(command: &str) -> Reply {
+    Reply::tool_calls(&[("bash", json!({"command": command}))])
+}
+
+/// The patch applied to a fresh copy of the fixture: does the test suite pass there?
+fn tests_pass_on_a_clean_checkout_with(patch: &str) -> (bool, String) {
+    let fresh = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", fresh.path());
+    let file = fresh.path().join("fix.patch");
+    std::fs::write(&file, patch).unwrap();
+    let apply = std::process::Command::new("git")
+        .arg("-C")
+        .arg(fresh.path())
+        .args(["apply", "fix.patch"])
+        .output()
+        .unwrap();
+    assert!(apply.status.success(), "{apply:?}");
+    let out = std::process::Command::new("python3")
+        .args(["-B", "-m", "unittest", "discover", "-v"])
+        .current_dir(fresh.path())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+both_sandboxes!(
+    new_modules_made_with_bash_and_by_absolute_path_are_delivered,
+    |sandbox| {
+        let repo = tempfile::tempdir().unwrap();
+        fixture_repo("textkit", repo.path());
+        // The Docker sandbox's root is /repo; the local one's is a temporary directory the
+        // model learns from its prompt, so there the path is relative.
+        let helper = if sandbox == "docker" {
+            "/repo/textkit/debug_words.py"
+        } else {
+            "textkit/debug_words.py"
+        };
+        let script = vec![
+            // A new module made with bash.
+            bash("printf 'def words(text):\\n    return text.split()\\n' > textkit/splitting.py"),
+            // A new module with a scratch-like name, made by absolute path, that the fix uses.
+            Reply::tool_calls(&[(
+                "edit",
+                json!({"mode": "create", "path": helper,
+                   "new_text": "from textkit.splitting import words\n\n\ndef count(text):\n    return len(words(text))\n"}),
+            )]),
+            edit(
+                BUGGY,
+                "    from textkit.debug_words import count\n\n    return count(text)",
+            ),
+            // A reproduction script nothing refers to: scratch, left out and named.
+            bash(
+                "printf 'from textkit.stats import word_count\\nprint(word_count(\"a  b\"))\\n' > reproduce_issue.py && python3 -B reproduce_issue.py",
+            ),
+            submit(),
+        ];
+        let run = run_fix(repo.path(), sandbox, script, &[]).await;
+        assert_eq!(run.code(), Some(0), "{}", run.stderr());
+        let patch = run.patch.clone().unwrap();
+        assert!(patch.contains("b/textkit/splitting.py"), "{patch}");
+        assert!(patch.contains("b/textkit/debug_words.py"), "{patch}");
+        assert!(
+            patch.contains("+    from textkit.debug_words import count"),
+            "{patch}"
+        );
+        assert!(!patch.contains("reproduce_issue.py"), "{patch}");
+        assert!(
+            run.stderr()
+                .contains("left out of the patch: reproduce_issue.py"),
+            "{}",
+            run.stderr()
+        );
+        let traj = run.trajectory.unwrap();
+        assert_eq!(traj["left_out"][0]["path"], "reproduce_issue.py", "{traj}");
+        // What mend delivered passes the tests on its own.
+        let (ok, log) = tests_pass_on_a_clean_checkout_with(&patch);
+        assert!(ok, "{log}");
+    }
+);
+
+both_sandboxes!(
+    the_tests_on_submit_see_only_the_delivered_patch,
+    |sandbox| {
+        let repo = tempfile::tempdir().unwrap();
+        fixture_repo("textkit", repo.path());
+        // The fix loads a scratch-named module by a computed name: nothing in the patch names
+        // it, so it is left out, and the tests on submit must fail as they would for the user.
+        let script = vec![
+            bash(
+                "printf 'def count(text):\\n    return len(text.split())\\n' > textkit/tmp_impl.py",
+            ),
+            edit(
+                BUGGY,
+                "    import importlib\n\n    return importlib.import_module(\"textkit.\" + \"tmp\" + \"_impl\").count(text)",
+            ),
+            submit(),
+            submit(),
+            submit(),
+        ];
+        let run = run_fix(repo.path(), sandbox, script, &[]).await;
+        assert_eq!(run.code(), Some(3), "{}", run.stderr());
+        assert!(
+            run.stderr().contains("submitted, tests failing"),
+            "{}",
+            run.stderr()
+        );
+        assert!(
+            run.stderr()
+                .contains("left out of the patch: textkit/tmp_impl.py"),
+            "{}",
+            run.stderr()
+        );
+        let obs = run.observations();
+        assert!(
+            obs.iter()
+                .any(|o| o.contains("run without the files left out") && o.contains("tmp_impl")),
+            "{obs:?}"
+        );
+        let (ok, _) = tests_pass_on_a_clean_checkout_with(&run.patch.unwrap());
+        assert!(
+            !ok,
+            "the delivered patch should fail on its own, as mend said"
+        );
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submodule_left_out_of_the_docker_sandbox_is_named() {
+    let sub = tempfile::tempdir().unwrap();
+    std::fs::write(sub.path().join("lib.py"), "Z = 1\n").unwrap();
+    mend_sandbox::testing::commit_all(sub.path(), "sub");
+    let repo = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", repo.path());
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo.path())
+            .args([
+                "-c",
+                "protocol.file.allow=always",
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    git(&[
+        "submodule",
+        "add",
+        "-q",
+        &sub.path().display().to_string(),
+        "vendor/sub",
+    ]);
+    git(&["commit", "-q", "-m", "a submodule"]);
+    let run = run_fix(
+        repo.path(),
+        "docker",
+        vec![edit(BUGGY, FIXED), submit()],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("submodule not copied") && run.stderr().contains("vendor/sub"),
+        "{}",
+        run.stderr()
     );
 }
