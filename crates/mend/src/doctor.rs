@@ -97,7 +97,8 @@ pub struct Scope {
 }
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
-    let (cfg, cfg_path) = FileConfig::discover(args.repo.as_deref())?;
+    // The repository's mend.toml holds only safe keys (no [model]); the user's applies here.
+    let (cfg, cfg_path) = FileConfig::user()?;
     match &cfg_path {
         Some(p) => println!("config: {}", p.display()),
         None => println!("config: none (flags and defaults)"),
