@@ -6,10 +6,10 @@
 //! tells mend the window (`context_window`); the rest leave it to discovery, which
 //! llama-cpp-python cannot answer, so those learn it from the server's overflow error.
 //! Writes target/bench/live.json. `cargo test --all-targets` runs a one-run smoke pass.
-#[path = "../tests/support/mod.rs"]
-mod support;
 #[path = "../tests/support/live.rs"]
 mod live;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -113,9 +113,7 @@ fn main() {
         *exit_statuses.entry(r.3.exit_kind()).or_default() += 1;
     }
     let all_calls = || runs.iter().flat_map(|r| r.3.steps().iter());
-    let model_ms: Vec<u64> = all_calls()
-        .filter_map(|s| s["model_ms"].as_u64())
-        .collect();
+    let model_ms: Vec<u64> = all_calls().filter_map(|s| s["model_ms"].as_u64()).collect();
     // An agent step (not an overflowed request or a summary call): model call plus tools.
     let step_ms: Vec<u64> = all_calls()
         .filter(|s| s["kind"].is_null())
@@ -146,7 +144,10 @@ fn main() {
     println!(
         "live: {} runs, {crashed} crashed, {model_error} model_error, {overflow_errors} overflow errors, \
          {condensations} condensations; exits {}; median model call {} ms, median step {} ms",
-        report["runs"], report["exit_statuses"], report["median_model_ms"], report["median_step_ms"]
+        report["runs"],
+        report["exit_statuses"],
+        report["median_model_ms"],
+        report["median_step_ms"]
     );
     let name = if full { "live.json" } else { "live-smoke.json" };
     let out = live::target_dir().join("bench").join(name);

@@ -7,9 +7,9 @@
 //! One server (a 4,096-token window: mend's first text-mode prompt is ~2,900 SmolLM tokens,
 //! so 2,048 cannot hold even the first request) serves every test of this binary, one run at a time:
 //! it answers one request at a time anyway, and CI has 2 cores.
-mod support;
 #[path = "support/live.rs"]
 mod live;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -77,7 +77,10 @@ fn assert_robust(run: &LiveRun, max_steps: usize) {
     let expected_code = match kind.as_str() {
         "submitted" => vec![0, 3, 4],
         "limit_reached" | "loop_detected" | "model_error" => vec![4],
-        other => panic!("unexpected exit status {other}: {}\n{stderr}", traj["exit_status"]),
+        other => panic!(
+            "unexpected exit status {other}: {}\n{stderr}",
+            traj["exit_status"]
+        ),
     };
     assert!(
         run.code.is_some_and(|c| expected_code.contains(&c)),
@@ -107,7 +110,11 @@ fn assert_robust(run: &LiveRun, max_steps: usize) {
         "containers left behind: {:?}",
         containers_of(run.pid)
     );
-    assert!(server().alive(), "the server died:\n{}", server().log_tail());
+    assert!(
+        server().alive(),
+        "the server died:\n{}",
+        server().log_tail()
+    );
 }
 
 /// `mend fix --replay` of the run's trajectory on a fresh copy: the same ending, the same
