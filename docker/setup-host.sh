@@ -6,6 +6,12 @@ need=()
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v tar >/dev/null 2>&1 || need+=(tar)
+# The live-model tests: a Python venv for llama-cpp-python's server, and a C++ compiler to
+# build its wheel once (PyPI has no prebuilt Linux wheel); cmake and ninja come from PyPI.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v flock >/dev/null 2>&1 || need+=(util-linux)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 fi
