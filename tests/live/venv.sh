@@ -9,7 +9,10 @@ target=${1:?usage: venv.sh TARGET_DIR}
 mkdir -p "$target"
 target=$(cd "$target" && pwd)
 venv=$target/live-venv
-wheels=$target/live-wheels
+# The built wheel is kept outside the checkout (it takes minutes to build and does not
+# change): a fresh clone on the same machine reuses it; MEND_LIVE_WHEELS overrides.
+wheels=${MEND_LIVE_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/mend/live-wheels-portable}
+mkdir -p "$wheels"
 llama_version=0.3.36
 smollm_version=0.1.2
 

@@ -227,6 +227,19 @@ impl Reply {
         )
     }
 
+    /// A tool call as llama-cpp-python's server sends it with `--chat_format
+    /// chatml-function-calling` (only when the request says `tool_choice: "auto"`):
+    /// `content: null`, a legacy `function_call` beside `tool_calls`, the name with a
+    /// trailing colon, an id built from the completion's.
+    pub fn llama_cpp_python_call(tool: &str, args: Value) -> Reply {
+        let call = json!({"name": format!("{tool}:"), "arguments": args.to_string()});
+        Reply::message(
+            json!({"role": "assistant", "content": null, "function_call": call,
+                   "tool_calls": [{"id": format!("call__0_{tool}_cmpl-1"), "type": "function", "function": call}]}),
+            "tool_calls",
+        )
+    }
+
     /// vLLM's `/v1/models`: one model with its `max_model_len`.
     pub fn vllm_models(model: &str, max_model_len: u64) -> Reply {
         Reply::json(

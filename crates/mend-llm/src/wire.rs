@@ -10,8 +10,9 @@ use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
     ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
-    ChatCompletionRequestUserMessageContent, ChatCompletionTool, ChatCompletionTools,
-    CreateChatCompletionRequest, FunctionCall, FunctionObject,
+    ChatCompletionRequestUserMessageContent, ChatCompletionTool, ChatCompletionToolChoiceOption,
+    ChatCompletionTools, CreateChatCompletionRequest, FunctionCall, FunctionObject,
+    ToolChoiceOptions,
 };
 use serde_json::{Value, json};
 
@@ -65,6 +66,14 @@ pub(crate) fn request_body(
         max_completion_tokens: shape
             .max_output_tokens
             .filter(|_| shape.max_completion_tokens),
+        // `auto` is the protocol's default when tools are present, but some servers
+        // (llama-cpp-python's function-calling chat formats) treat a missing
+        // `tool_choice` as `none` and never call a tool: say it.
+        tool_choice: tools
+            .is_some()
+            .then_some(ChatCompletionToolChoiceOption::Mode(
+                ToolChoiceOptions::Auto,
+            )),
         tools,
         ..Default::default()
     };
@@ -272,11 +281,7 @@ pub(crate) fn parse_reply(body: &Value) -> Result<Reply, String> {
     if let Some(Value::Array(calls)) = message.get("tool_calls") {
         for c in calls {
             let function = c.get("function").unwrap_or(c);
-            let name = function
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let name = tool_name(function.get("name"));
             let id = c
                 .get("id")
                 .and_then(Value::as_str)
@@ -293,11 +298,7 @@ pub(crate) fn parse_reply(body: &Value) -> Result<Reply, String> {
     if reply.calls.is_empty()
         && let Some(f) = message.get("function_call").filter(|f| f.is_object())
     {
-        let name = f
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let name = tool_name(f.get("name"));
         reply.calls.push(RawCall {
             id: None,
             name,
@@ -305,6 +306,17 @@ pub(crate) fn parse_reply(body: &Value) -> Result<Reply, String> {
         });
     }
     Ok(reply)
+}
+
+/// A tool call's name as sent. llama-cpp-python's function-calling format sends `"view:"`
+/// (the grammar's separator kept), and some models pad names with spaces.
+fn tool_name(name: Option<&Value>) -> String {
+    name.and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .trim_end_matches(':')
+        .trim_end()
+        .to_string()
 }
 
 fn usage_of(usage: Option<&Value>) -> Option<(u64, u64)> {
@@ -586,6 +598,10 @@ mod tests {
         let body = request_body(&convo(), &tools, &shape(ToolMode::Native)).unwrap();
         assert_eq!(body["tools"][0]["type"], "function");
         assert_eq!(body["tools"][0]["function"]["name"], "view");
+        assert_eq!(
+            body["tool_choice"], "auto",
+            "some servers read a missing one as none"
+        );
         assert_eq!(body["messages"][2]["content"], Value::Null);
         assert_eq!(
             body["messages"][2]["tool_calls"][0]["function"]["arguments"],
@@ -606,6 +622,7 @@ mod tests {
         }];
         let body = request_body(&convo(), &tools, &shape(ToolMode::Text)).unwrap();
         assert!(body.get("tools").is_none());
+        assert!(body.get("tool_choice").is_none());
         let msgs = body["messages"].as_array().unwrap();
         let roles: Vec<_> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
@@ -647,6 +664,22 @@ mod tests {
         let i = interpret(r, ToolMode::Native, &[], None, "p");
         let ids: Vec<_> = i.calls.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["p_0", "p_1", "k"]);
+    }
+
+    /// The shape llama-cpp-python 0.3.36 answers with (`--chat_format
+    /// chatml-function-calling`): `content: null`, a legacy `function_call` beside
+    /// `tool_calls`, the name with the grammar's trailing colon.
+    #[test]
+    fn llama_cpp_python_function_calls() {
+        let body = json!({"choices": [{"message": {"role": "assistant", "content": null,
+            "function_call": {"name": "view:", "arguments": "{\"path\": \"a.py\"}"},
+            "tool_calls": [{"id": "call__0_view_cmpl-1", "type": "function",
+                "function": {"name": "view:", "arguments": "{\"path\": \"a.py\"}"}}]},
+            "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 9, "completion_tokens": 3}});
+        let r = parse_reply(&body).unwrap();
+        assert_eq!(r.calls.len(), 1, "the legacy field is not a second call");
+        assert_eq!(r.calls[0].name, "view");
+        assert_eq!(r.calls[0].arguments, Ok(json!({"path": "a.py"})));
     }
 
     #[test]

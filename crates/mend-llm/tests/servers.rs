@@ -421,3 +421,25 @@ async fn a_20_mb_reply_is_cut_before_it_enters_the_conversation() {
             .contains("cut to the first 10000")
     );
 }
+
+/// llama-cpp-python's function-calling format answers with tools only when asked with
+/// `tool_choice: "auto"`, and names the tool `view:`; mend asks, and reads the name.
+#[tokio::test]
+async fn llama_cpp_python_tool_calls_are_asked_for_and_read() {
+    let server = TestServer::start(vec![Reply::llama_cpp_python_call(
+        "view",
+        json!({"path": "a.py"}),
+    )])
+    .await;
+    let model = client(&server, "smollm2", |_| {});
+    let turn = model.complete(&convo(), &tools()).await.unwrap();
+    let sent = server.requests()[0].json();
+    assert_eq!(sent["tool_choice"], "auto");
+    assert_eq!(turn.tool_calls.len(), 1);
+    assert_eq!(turn.tool_calls[0].name, "view");
+    assert_eq!(
+        turn.tool_calls[0].arguments.as_ref().unwrap(),
+        &json!({"path": "a.py"})
+    );
+    assert!(turn.problems.is_empty(), "{:?}", turn.problems);
+}
