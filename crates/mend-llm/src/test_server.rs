@@ -240,6 +240,15 @@ impl Reply {
         )
     }
 
+    /// What llama-cpp-python's strict chat templates answer when a message lacks a key
+    /// they read (an assistant turn with tool calls and no `content` key): HTTP 500.
+    pub fn strict_template_error(key: &str) -> Reply {
+        Reply::json(
+            500,
+            json!({"error": {"message": format!("'dict object' has no attribute '{key}'"), "type": "internal_server_error"}}),
+        )
+    }
+
     /// vLLM's `/v1/models`: one model with its `max_model_len`.
     pub fn vllm_models(model: &str, max_model_len: u64) -> Reply {
         Reply::json(

@@ -77,7 +77,21 @@ pub(crate) fn request_body(
         tools,
         ..Default::default()
     };
-    serde_json::to_value(&request).map_err(|e| format!("could not encode the request: {e}"))
+    let mut body =
+        serde_json::to_value(&request).map_err(|e| format!("could not encode the request: {e}"))?;
+    // An assistant turn that only calls tools carries `"content": null`, not no content key:
+    // the protocol allows both, but chat templates rendered with strict undefined
+    // (llama-cpp-python's function-calling format) fail with HTTP 500 on a missing key.
+    if let Some(Value::Array(msgs)) = body.get_mut("messages") {
+        for m in msgs.iter_mut() {
+            if m["role"] == "assistant"
+                && let Some(obj) = m.as_object_mut()
+            {
+                obj.entry("content").or_insert(Value::Null);
+            }
+        }
+    }
+    Ok(body)
 }
 
 fn system(content: &str) -> ChatCompletionRequestMessage {
@@ -603,6 +617,10 @@ mod tests {
             "some servers read a missing one as none"
         );
         assert_eq!(body["messages"][2]["content"], Value::Null);
+        assert!(
+            body["messages"][2].get("content").is_some(),
+            "a tool-calling turn states its null content"
+        );
         assert_eq!(
             body["messages"][2]["tool_calls"][0]["function"]["arguments"],
             "{\"path\":\"a.py\"}"

@@ -443,3 +443,33 @@ async fn llama_cpp_python_tool_calls_are_asked_for_and_read() {
     );
     assert!(turn.problems.is_empty(), "{:?}", turn.problems);
 }
+
+/// A second turn, after a tool call, renders under llama-cpp-python's strict template only
+/// when the assistant turn states `"content": null` (a missing key is an HTTP 500 there).
+#[tokio::test]
+async fn a_tool_calling_turn_is_sent_with_its_null_content() {
+    let server = TestServer::with_handler(|req| {
+        let body = req.json();
+        let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+        if msgs
+            .iter()
+            .any(|m| m["role"] == "assistant" && m.get("content").is_none())
+        {
+            return Reply::strict_template_error("content");
+        }
+        Reply::llama_cpp_python_call("view", json!({"path": "a.py"}))
+    })
+    .await;
+    let model = client(&server, "smollm2", |c| c.max_tries = 1);
+    let mut conv = convo();
+    let first = model.complete(&conv, &tools()).await.unwrap();
+    conv.push(first.message());
+    conv.push(Message::Tool {
+        call_id: first.tool_calls[0].id.clone(),
+        name: "view".into(),
+        content: "1: x = 1".into(),
+    });
+    let second = model.complete(&conv, &tools()).await;
+    assert!(second.is_ok(), "{second:?}");
+    assert_eq!(server.requests().len(), 2);
+}
