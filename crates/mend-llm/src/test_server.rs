@@ -240,8 +240,9 @@ impl Reply {
         )
     }
 
-    /// What llama-cpp-python's strict chat templates answer when a message lacks a key
-    /// they read (an assistant turn with tool calls and no `content` key): HTTP 500.
+    /// What llama-cpp-python's server answers when an assistant turn's `content` is missing
+    /// (its strict chat template reads the key) or null (its request schema wants a
+    /// string): HTTP 500.
     pub fn strict_template_error(key: &str) -> Reply {
         Reply::json(
             500,

@@ -79,15 +79,16 @@ pub(crate) fn request_body(
     };
     let mut body =
         serde_json::to_value(&request).map_err(|e| format!("could not encode the request: {e}"))?;
-    // An assistant turn that only calls tools carries `"content": null`, not no content key:
-    // the protocol allows both, but chat templates rendered with strict undefined
-    // (llama-cpp-python's function-calling format) fail with HTTP 500 on a missing key.
+    // An assistant turn that only calls tools carries `"content": ""`. The protocol also
+    // allows null or no key, but llama-cpp-python's server answers HTTP 500 to both: its
+    // request schema wants a string, its strict chat templates read the key.
     if let Some(Value::Array(msgs)) = body.get_mut("messages") {
         for m in msgs.iter_mut() {
             if m["role"] == "assistant"
                 && let Some(obj) = m.as_object_mut()
+                && obj.get("content").is_none_or(Value::is_null)
             {
-                obj.entry("content").or_insert(Value::Null);
+                obj.insert("content".into(), Value::String(String::new()));
             }
         }
     }
@@ -616,10 +617,9 @@ mod tests {
             body["tool_choice"], "auto",
             "some servers read a missing one as none"
         );
-        assert_eq!(body["messages"][2]["content"], Value::Null);
-        assert!(
-            body["messages"][2].get("content").is_some(),
-            "a tool-calling turn states its null content"
+        assert_eq!(
+            body["messages"][2]["content"], "",
+            "a tool-calling turn states its (empty) content as a string"
         );
         assert_eq!(
             body["messages"][2]["tool_calls"][0]["function"]["arguments"],
