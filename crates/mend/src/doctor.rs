@@ -293,15 +293,22 @@ async fn model_checks(
     let source = model.discover_context().await;
     if source != ContextSource::Default || !scope.probe_window {
         out.push(window_check(&model, None));
-        out.push(probe_model(&cfg).await);
+        out.push(probe_model(&cfg).await.0);
         return;
     }
     // The tiny request first: a server that accepts the window probe stays busy with it.
-    let answers = probe_model(&cfg).await;
-    let probe = model
-        .probe_window_by_overflow(DEFAULT_CONTEXT_WINDOW, WINDOW_PROBE_TIMEOUT)
-        .await;
-    out.push(window_check(&model, Some(probe)));
+    // And only to a server that answered it: llama-cpp-python serves one request at a
+    // time, so a slow answer to the probe then means a prefill of it, not a busy server.
+    let (answers, answered) = probe_model(&cfg).await;
+    let probe = match answered {
+        true => Some(
+            model
+                .probe_window_by_overflow(DEFAULT_CONTEXT_WINDOW, WINDOW_PROBE_TIMEOUT)
+                .await,
+        ),
+        false => None,
+    };
+    out.push(window_check(&model, probe));
     out.push(answers);
 }
 
@@ -427,8 +434,9 @@ fn clip_list(ids: &[String]) -> String {
     if s.is_empty() { "none".into() } else { s }
 }
 
-/// One tiny request: in native mode, does the model call an offered tool?
-async fn probe_model(cfg: &ModelConfig) -> Check {
+/// One tiny request: in native mode, does the model call an offered tool? And did the
+/// server answer at all (a refusal is an answer)?
+async fn probe_model(cfg: &ModelConfig) -> (Check, bool) {
     let probe_cfg = ModelConfig {
         max_output_tokens: Some(64),
         max_tries: 2,
@@ -438,7 +446,12 @@ async fn probe_model(cfg: &ModelConfig) -> Check {
     };
     let model = match OpenAiCompatible::new(probe_cfg) {
         Ok(m) => m,
-        Err(e) => return Check::fail(format!("model: {e}"), "fix the model configuration"),
+        Err(e) => {
+            return (
+                Check::fail(format!("model: {e}"), "fix the model configuration"),
+                false,
+            );
+        }
     };
     let native = cfg.tool_mode == ToolMode::Native;
     let tools = [ToolDef {
@@ -454,7 +467,8 @@ async fn probe_model(cfg: &ModelConfig) -> Check {
         true => model.complete(&messages, &tools).await,
         false => model.complete(&messages[..1], &[]).await,
     };
-    match reply {
+    let answered = matches!(reply, Ok(_) | Err(mend_llm::ModelError::Rejected { .. }));
+    let check = match reply {
         Ok(c) if !native => Check::ok(format!(
             "model {}: answers in text mode ({} tokens out)",
             cfg.model, c.usage.tokens_out
@@ -483,5 +497,6 @@ async fn probe_model(cfg: &ModelConfig) -> Check {
             format!("model {}: no usable answer: {e}", cfg.model),
             "check the server's log; --timeout raises the time allowed per reply",
         ),
-    }
+    };
+    (check, answered)
 }

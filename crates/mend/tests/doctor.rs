@@ -290,6 +290,41 @@ async fn doctor_reports_a_lower_bound_when_the_window_holds_the_probe() {
     assert_eq!(server.requests().len(), 2, "{t}");
 }
 
+/// A server that does not answer a tiny request gets no 36k-token probe either (a slow
+/// answer could not tell a prefill of it from a busy server).
+#[tokio::test]
+async fn doctor_sends_no_window_probe_to_a_server_that_does_not_answer() {
+    let server = TestServer::with_handler(|_| Reply::hang()).await;
+    server.act_like_llama_cpp_python("smol", 65_536);
+    let url = server.base_url();
+    let out = mend_with_config(
+        &[
+            "doctor",
+            "--no-docker",
+            "--base-url",
+            &url,
+            "--model",
+            "smol",
+            "--timeout",
+            "1",
+        ],
+        &[],
+        "[model]\nbackoff_initial_secs = 0.1\n",
+    )
+    .await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL  model smol: no usable answer"), "{t}");
+    assert!(
+        t.contains("warn  context window: unknown; assuming 32768 tokens"),
+        "{t}"
+    );
+    assert!(!t.contains("at least"), "{t}");
+    for r in server.requests() {
+        assert_ne!(r.json()["max_tokens"], 1, "no window probe: {t}");
+    }
+}
+
 /// A run never sends the window probe, whatever the server (a hosted API would bill it).
 #[tokio::test]
 async fn fix_never_sends_the_window_probe() {
