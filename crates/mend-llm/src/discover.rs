@@ -12,7 +12,10 @@
 //!   `/v1/models`;
 //! - llama-cpp-python's server (0.3.x) exposes nothing: its `/v1/models` lists ids only and
 //!   there is no `/props`. Its window is learned from its first overflow error instead,
-//!   which states it ("This model's maximum context length is N tokens").
+//!   which states it ("This model's maximum context length is N tokens"), or, on request
+//!   (`mend doctor` only), from one deliberately oversized probe: see
+//!   [`crate::OpenAiCompatible::probe_window_by_overflow`]. The server is recognised by its
+//!   own `POST /extras/tokenize/count` route, which also measures the probe's filler.
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -43,8 +46,50 @@ impl std::fmt::Display for ContextSource {
     }
 }
 
+/// What [`crate::OpenAiCompatible::probe_window_by_overflow`] learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowProbe {
+    /// The server refused the oversized prompt and stated its window, which the client now
+    /// uses ([`ContextSource::Server`] "its overflow error").
+    Stated(usize),
+    /// The server took a prompt of `tokens` tokens, so its window is at least that.
+    /// `answered` is false when it was still working on it at the timeout (a prefill it
+    /// finishes on its own: the server stays busy for a while).
+    AtLeast { tokens: usize, answered: bool },
+    /// No probe was sent: the window is already known, or the server is not one that
+    /// states its window only in errors (no llama-cpp-python tokenizer route).
+    NotProbed(String),
+    /// The probe went wrong in another way.
+    Failed(String),
+}
+
 /// How long each probe may take: discovery must never delay a run noticeably.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The unit the overflow probe's prompt repeats: one token in SmolLM2's vocabulary
+/// (measured with llama-cpp-python's tokenizer) and in most BPE and SentencePiece ones;
+/// the server counts it anyway.
+pub(crate) const FILLER: &str = " a";
+
+/// How many filler units the tokenizer route is asked to count.
+pub(crate) const FILLER_SAMPLE: usize = 1000;
+
+/// llama-cpp-python's `POST /extras/tokenize/count` (at the server's root) for `text`: the
+/// tokens the server's own tokenizer makes of it. `None` from any other server (the route
+/// is llama-cpp-python's; others answer 404), which is how the server is recognised.
+pub(crate) async fn llama_cpp_python_count(
+    http: &reqwest::Client,
+    base_url: &str,
+    model: &str,
+    text: &str,
+) -> Option<u64> {
+    let base = base_url.trim_end_matches('/');
+    let root = base.strip_suffix("/v1").unwrap_or(base);
+    let url = format!("{root}/extras/tokenize/count");
+    let body = json!({"model": model, "input": text});
+    let count = get_json(http.post(&url).json(&body)).await?;
+    count.get("count")?.as_u64()
+}
 
 /// Ask the server at `base_url` (up to `/v1`) for `model`'s window: the window and the
 /// endpoint that stated it. Failures are traced and fall through.

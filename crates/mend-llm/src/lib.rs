@@ -10,7 +10,8 @@
 //!   Native tool calls or text actions ([`ToolMode`]); retries with backoff and jitter on
 //!   429/5xx/timeouts/dropped connections, honouring `Retry-After`, within a patience of
 //!   minutes; context overflow recognised ([`ModelError::ContextOverflow`]); the window
-//!   asked of the server ([`ContextSource`]); every request carries an output limit.
+//!   asked of the server ([`ContextSource`]), or on request learned from one oversized
+//!   probe ([`WindowProbe`]); every request carries an output limit.
 //! - Accounting: a [`PriceTable`] (compiled-in `prices.toml` plus the user's) prices each
 //!   call; a [`Ledger`] per run enforces [`Limits`] and may charge a shared batch ledger.
 //! - [`ReplayModel`]: answers from a [`Recording`] (a trajectory's `steps[*].raw` or an
@@ -37,7 +38,7 @@ pub mod test_server;
 
 pub use budget::{BudgetExceeded, Ledger, Limits, Totals};
 pub use config::{AzureFlavour, MaxTokensField, ModelConfig, ToolMode};
-pub use discover::ContextSource;
+pub use discover::{ContextSource, WindowProbe};
 pub use error::ModelError;
 pub use model::Model;
 pub use openai::{DEFAULT_CONTEXT_WINDOW, OpenAiCompatible, Waiting};

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::budget::{Ledger, Totals};
 use crate::config::{MaxTokensField, ModelConfig, ToolMode, secs};
-use crate::discover::{self, ContextSource};
+use crate::discover::{self, ContextSource, WindowProbe};
 use crate::error::ModelError;
 use crate::model::Model;
 use crate::overflow;
@@ -237,6 +237,99 @@ impl OpenAiCompatible {
             *lock(&self.inner.context) = (n, ContextSource::Server(at));
         }
         self.context_source()
+    }
+
+    /// Opt-in, for `mend doctor` only: learn the window of a server that states it nowhere
+    /// but in its overflow errors (llama-cpp-python) by sending ONE prompt of about 1.1 ×
+    /// `bound` tokens with an output limit of 1 token. Sent only while the window is
+    /// unknown ([`ContextSource::Default`]) and the server answers llama-cpp-python's
+    /// tokenizer route, so a hosted API never gets (and bills) the big prompt. A server
+    /// refuses a prompt over its window at once (measured: 0.1 s for 36k tokens); one with
+    /// a larger window prefills the whole prompt, so the call waits at most `timeout`.
+    /// Not charged to the ledger: a refusal costs nothing.
+    pub async fn probe_window_by_overflow(&self, bound: usize, timeout: Duration) -> WindowProbe {
+        let source = self.context_source();
+        if source != ContextSource::Default || self.inner.config.azure.is_some() {
+            return WindowProbe::NotProbed(format!("the window is already known ({source})"));
+        }
+        let c = &self.inner.config;
+        let sample = discover::FILLER.repeat(discover::FILLER_SAMPLE);
+        let per_sample =
+            discover::llama_cpp_python_count(&self.inner.http, &c.base_url, &c.model, &sample)
+                .await
+                .filter(|n| *n > 0);
+        let Some(per_sample) = per_sample else {
+            return WindowProbe::NotProbed(
+                "not a llama-cpp-python server (no POST /extras/tokenize/count)".into(),
+            );
+        };
+        let target = (bound + bound / 10) as u64;
+        let units = target
+            .saturating_mul(discover::FILLER_SAMPLE as u64)
+            .div_ceil(per_sample);
+        let tokens = (units.saturating_mul(per_sample) / discover::FILLER_SAMPLE as u64) as usize;
+        let field = match self.inner.max_completion_tokens {
+            true => "max_completion_tokens",
+            false => "max_tokens",
+        };
+        let mut body = json!({
+            "model": c.model,
+            "messages": [{"role": "user", "content": discover::FILLER.repeat(units as usize)}],
+        });
+        body[field] = json!(1);
+        tracing::info!(model = %c.model, tokens, "probing the context window with one oversized prompt");
+        let sent = self
+            .inner
+            .http
+            .post(&self.inner.url)
+            .json(&body)
+            .timeout(timeout)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return WindowProbe::AtLeast {
+                    tokens,
+                    answered: false,
+                };
+            }
+            Err(e) => return WindowProbe::Failed(self.transport_error(&e)),
+        };
+        let status = response.status();
+        let text = match response.text().await {
+            Ok(t) => self.redact(&t),
+            Err(e) if e.is_timeout() => {
+                return WindowProbe::AtLeast {
+                    tokens,
+                    answered: false,
+                };
+            }
+            Err(e) => return WindowProbe::Failed(self.transport_error(&e)),
+        };
+        if status.is_success() {
+            return WindowProbe::AtLeast {
+                tokens,
+                answered: true,
+            };
+        }
+        let message = wire::error_message(&text);
+        match overflow::recognise(status.as_u16(), &text) {
+            Some(o) => match o.window.filter(|w| *w > 0) {
+                Some(w) => {
+                    tracing::info!(model = %c.model, window = w, "context window from the server's overflow error");
+                    *lock(&self.inner.context) = (
+                        w as usize,
+                        ContextSource::Server("its overflow error".into()),
+                    );
+                    WindowProbe::Stated(w as usize)
+                }
+                None => WindowProbe::Failed(format!(
+                    "the server refused the probe as too long without stating its window: {message}"
+                )),
+            },
+            None => WindowProbe::Failed(format!("HTTP {}: {message}", status.as_u16())),
+        }
     }
 
     /// Where [`Model::context_window`] comes from.

@@ -22,7 +22,9 @@
 //! [`TestServer::route`]), refuse with each server's overflow body ([`Reply::overflow`]),
 //! cut replies at the length limit ([`Reply::cut_off`]) and never answer ([`Reply::hang`]).
 //! Requests to those discovery paths never consume the script and are kept apart
-//! ([`TestServer::probes`]).
+//! ([`TestServer::probes`]). [`TestServer::act_like_llama_cpp_python`] makes it behave as
+//! that server does: no window stated anywhere, a tokenizer route, and an overflow error
+//! for every prompt longer than its window.
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -198,9 +200,7 @@ impl Reply {
             Overflow::LlamaCpp => {
                 json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": prompt, "n_ctx": window}})
             }
-            Overflow::LlamaCppPython => {
-                json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, 512 in the completion). Please reduce the length of the messages or completion.", prompt + 512), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
-            }
+            Overflow::LlamaCppPython => llama_cpp_python_overflow(prompt, 512, window),
             Overflow::Ollama => {
                 json!({"error": {"message": "the input length exceeds the context length", "type": "api_error", "param": null, "code": null}})
             }
@@ -275,6 +275,34 @@ impl Reply {
     }
 }
 
+/// llama-cpp-python's refusal of a prompt over its window, as a real 0.3.36 server words it.
+fn llama_cpp_python_overflow(prompt: u64, completion: u64, window: u64) -> Value {
+    json!({"error": {"message": format!("This model's maximum context length is {window} tokens. However, you requested {} tokens ({prompt} in the messages, {completion} in the completion). Please reduce the length of the messages or completion.", prompt + completion), "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
+}
+
+/// The test server's stand-in for a tokenizer: one token per whitespace-separated word
+/// (a real one gives one token per " a", the overflow probe's filler, too).
+fn words(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+/// What llama-cpp-python's chat template adds to a prompt, about (measured: 9 tokens
+/// around one user message with `chatml-function-calling`).
+const LLAMA_CPP_PYTHON_TEMPLATE_TOKENS: u64 = 9;
+
+/// The prompt tokens llama-cpp-python would count for a chat request (messages only).
+fn llama_cpp_python_prompt(request: &Value) -> u64 {
+    let messages = request["messages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    LLAMA_CPP_PYTHON_TEMPLATE_TOKENS
+        + messages
+            .iter()
+            .map(|m| words(m["content"].as_str().unwrap_or("")) + 1)
+            .sum::<u64>()
+}
+
 /// A chat-completion body around one assistant message.
 pub fn completion_body(message: Value, finish_reason: &str) -> Value {
     json!({
@@ -323,6 +351,8 @@ struct Shared {
     /// (method, path) → the reply, every time.
     routes: Mutex<HashMap<(String, String), Reply>>,
     probes: Mutex<Vec<Received>>,
+    /// Acting as llama-cpp-python with this window (see `act_like_llama_cpp_python`).
+    llama_cpp_python: Mutex<Option<u64>>,
 }
 
 /// The server; stops when dropped.
@@ -341,6 +371,7 @@ impl TestServer {
             received: Mutex::new(vec![]),
             routes: Mutex::new(HashMap::new()),
             probes: Mutex::new(vec![]),
+            llama_cpp_python: Mutex::new(None),
         })
         .await
     }
@@ -355,6 +386,7 @@ impl TestServer {
             received: Mutex::new(vec![]),
             routes: Mutex::new(HashMap::new()),
             probes: Mutex::new(vec![]),
+            llama_cpp_python: Mutex::new(None),
         })
         .await
     }
@@ -420,8 +452,26 @@ impl TestServer {
         lock(&self.shared.routes).insert((method.to_ascii_uppercase(), path.to_string()), reply);
     }
 
+    /// Behave as llama-cpp-python's server (0.3.36, measured) serving `model` with a window
+    /// of `n_ctx` tokens: `GET /v1/models` lists the id only (`owned_by: "me"`), `/props`
+    /// is 404, `POST /extras/tokenize` and `/extras/tokenize/count` tokenize (one token per
+    /// word here), and a chat request whose prompt is longer than `n_ctx` is refused at
+    /// once with its overflow error (without consuming the script); shorter prompts get
+    /// the script's replies, even when prompt + `max_tokens` exceeds the window.
+    pub fn act_like_llama_cpp_python(&self, model: &str, n_ctx: u64) {
+        *lock(&self.shared.llama_cpp_python) = Some(n_ctx);
+        self.route(
+            "GET",
+            "/v1/models",
+            Reply::json(
+                200,
+                json!({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "me", "permissions": []}]}),
+            ),
+        );
+    }
+
     /// Requests to routed paths and to the context-window discovery paths (`GET …/models`,
-    /// `GET /props`, `POST /api/show`), which get 404 unless routed.
+    /// `GET /props`, `POST /api/show`, `/extras/…`), which get 404 unless routed.
     pub fn probes(&self) -> Vec<Received> {
         lock(&self.shared.probes).clone()
     }
@@ -435,6 +485,33 @@ impl Drop for TestServer {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a llama-cpp-python server with a window of `n_ctx` answers by itself: its
+/// tokenizer routes and its refusal of an overlong prompt. `None`: the script answers.
+fn llama_cpp_python(n_ctx: u64, request: &Received) -> Option<Reply> {
+    if request.method != "POST" {
+        return None;
+    }
+    let body = request.json();
+    let path = request.path.split('?').next().unwrap_or("");
+    match path {
+        "/extras/tokenize/count" => Some(Reply::json(
+            200,
+            json!({"count": words(body["input"].as_str().unwrap_or(""))}),
+        )),
+        "/extras/tokenize" => {
+            let n = words(body["input"].as_str().unwrap_or(""));
+            Some(Reply::json(200, json!({"tokens": vec![253; n as usize]})))
+        }
+        p if p.ends_with("/chat/completions") => {
+            let prompt = llama_cpp_python_prompt(&body);
+            let completion = body["max_tokens"].as_u64().unwrap_or(0);
+            (prompt > n_ctx)
+                .then(|| Reply::json(400, llama_cpp_python_overflow(prompt, completion, n_ctx)))
+        }
+        _ => None,
+    }
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -467,8 +544,16 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .get(&(received.method.clone(), path.clone()))
         .cloned();
     let discovery = (received.method == "GET" && (path.ends_with("/models") || path == "/props"))
-        || path == "/api/show";
-    let reply = if routed.is_some() || discovery {
+        || path == "/api/show"
+        || path.starts_with("/extras/");
+    let acting = *lock(&shared.llama_cpp_python);
+    let reply = if let Some(reply) = acting.and_then(|n_ctx| llama_cpp_python(n_ctx, &received)) {
+        match path.starts_with("/extras/") {
+            true => lock(&shared.probes).push(received),
+            false => lock(&shared.received).push(received),
+        }
+        reply
+    } else if routed.is_some() || discovery {
         lock(&shared.probes).push(received);
         routed.unwrap_or_else(|| Reply::error(404, "test server: no such route"))
     } else {

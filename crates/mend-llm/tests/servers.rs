@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use mend_llm::test_server::{Overflow, Reply, TestServer};
 use mend_llm::{
     ContextSource, Message, Model, ModelConfig, ModelError, OpenAiCompatible, Problem, ToolDef,
-    ToolMode, Waiting,
+    ToolMode, Waiting, WindowProbe,
 };
 use serde_json::json;
 
@@ -220,6 +220,121 @@ async fn overflow_errors_of_each_server_are_recognised_in_one_request() {
             );
         }
     }
+}
+
+/// llama-cpp-python states its window only in an overflow error: the opt-in probe sends
+/// one prompt just over the bound to a server that answers its tokenizer route, and to no
+/// other.
+#[tokio::test]
+async fn the_window_probe_learns_a_llama_cpp_python_window_from_one_refusal() {
+    let server = TestServer::start(vec![]).await;
+    server.act_like_llama_cpp_python("smol", 4096);
+    let m = client(&server, "smol", |_| {});
+    assert_eq!(m.discover_context().await, ContextSource::Default);
+    let started = Instant::now();
+    let probe = m
+        .probe_window_by_overflow(32_768, Duration::from_secs(10))
+        .await;
+    assert_eq!(probe, WindowProbe::Stated(4096));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(m.context_window(), 4096);
+    assert_eq!(
+        m.context_source(),
+        ContextSource::Server("its overflow error".into())
+    );
+    let sent = server.requests();
+    assert_eq!(sent.len(), 1, "one probe");
+    let body = sent[0].json();
+    assert_eq!(body["max_tokens"], 1);
+    let words = body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .split_whitespace()
+        .count();
+    assert!((36_044..37_000).contains(&words), "1.1 x 32768: {words}");
+    let tokenized: Vec<String> = server.probes().iter().map(|p| p.path.clone()).collect();
+    assert!(
+        tokenized.contains(&"/extras/tokenize/count".to_string()),
+        "{tokenized:?}"
+    );
+
+    // Known now: a second probe sends nothing.
+    let again = m
+        .probe_window_by_overflow(32_768, Duration::from_secs(10))
+        .await;
+    assert!(matches!(again, WindowProbe::NotProbed(_)), "{again:?}");
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_window_probe_reports_a_larger_window_and_never_waits_for_a_prefill() {
+    // The window holds the probe: the server answers (a lower bound).
+    let server = TestServer::start(vec![Reply::text("a")]).await;
+    server.act_like_llama_cpp_python("smol", 65_536);
+    let m = client(&server, "smol", |_| {});
+    let probe = m
+        .probe_window_by_overflow(32_768, Duration::from_secs(10))
+        .await;
+    match probe {
+        WindowProbe::AtLeast {
+            tokens,
+            answered: true,
+        } => assert!((36_044..37_000).contains(&tokens), "{tokens}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(m.context_source(), ContextSource::Default, "still unknown");
+
+    // A long prefill: the probe gives up at its timeout, not the config's.
+    let server = TestServer::start(vec![Reply::hang()]).await;
+    server.act_like_llama_cpp_python("smol", 65_536);
+    let m = client(&server, "smol", |c| c.timeout_secs = 600.0);
+    let started = Instant::now();
+    let probe = m
+        .probe_window_by_overflow(32_768, Duration::from_millis(500))
+        .await;
+    assert!(
+        matches!(
+            probe,
+            WindowProbe::AtLeast {
+                answered: false,
+                ..
+            }
+        ),
+        "{probe:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_window_probe_never_sends_a_big_prompt_to_other_servers() {
+    // A hosted-like API: the tokenizer route is 404, the window unknown.
+    let server = TestServer::start(vec![Reply::text("never")]).await;
+    let m = client(&server, "some-model", |_| {});
+    let probe = m
+        .probe_window_by_overflow(32_768, Duration::from_secs(10))
+        .await;
+    assert!(matches!(probe, WindowProbe::NotProbed(_)), "{probe:?}");
+    assert!(server.requests().is_empty(), "no chat request at all");
+    assert_eq!(server.probes()[0].path, "/extras/tokenize/count");
+
+    // A window from the config or the model table: not even the route is asked.
+    let server = TestServer::start(vec![]).await;
+    server.act_like_llama_cpp_python("smol", 4096);
+    for m in [
+        client(&server, "smol", |c| c.context_window = Some(8192)),
+        client(&server, "gpt-4o", |_| {}),
+    ] {
+        let probe = m
+            .probe_window_by_overflow(32_768, Duration::from_secs(10))
+            .await;
+        assert!(matches!(probe, WindowProbe::NotProbed(_)), "{probe:?}");
+    }
+    assert!(server.requests().is_empty());
+    assert!(server.probes().is_empty());
 }
 
 #[tokio::test]

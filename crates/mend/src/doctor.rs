@@ -2,12 +2,19 @@
 //! and the model endpoint (reachable, model listed, context window, tool calls, API key),
 //! each reported as ok / warn / FAIL with how to fix it. [`preflight`] runs the same
 //! checks for commands that want to fail early with the same messages.
+//!
+//! Only the doctor may learn an unknown window from one deliberately oversized request
+//! (llama-cpp-python states it nowhere else): a run against a hosted API never sends one,
+//! as a big prompt there costs money.
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use mend_llm::{ContextSource, Message, Model, ModelConfig, OpenAiCompatible, ToolDef, ToolMode};
+use mend_llm::{
+    ContextSource, DEFAULT_CONTEXT_WINDOW, Message, Model, ModelConfig, OpenAiCompatible, ToolDef,
+    ToolMode, WindowProbe,
+};
 use mend_sandbox::DockerEngine;
 use mend_sandbox::base_image;
 
@@ -28,6 +35,10 @@ pub struct DoctorArgs {
     /// Skip the Docker checks (for `--sandbox local` runs).
     #[arg(long)]
     pub no_docker: bool,
+    /// Do not probe a llama-cpp-python server's window with one oversized request (a
+    /// server whose window holds the probe spends minutes on it).
+    #[arg(long)]
+    pub no_window_probe: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +106,15 @@ pub struct Scope {
     /// Ask the server for the context window and send one tiny request to see the model
     /// answer (and call a tool in native mode).
     pub probe_model: bool,
+    /// With `probe_model`: when the server states no window and is llama-cpp-python, send
+    /// one prompt just over mend's default window to read the window from the refusal.
+    /// The doctor only: never on a run (a hosted API would bill the prompt).
+    pub probe_window: bool,
 }
+
+/// How long the window probe waits: a refusal comes at once (measured: 0.1 s for a 36k
+/// token prompt); an answer means a prefill of the whole prompt (minutes on a CPU).
+const WINDOW_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     // The model, image and sandbox come from the user's config only: a repository's
@@ -121,6 +140,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         docker: !args.no_docker,
         image: args.image.clone().or(cfg.image.clone()),
         probe_model: true,
+        probe_window: !args.no_window_probe,
     };
     let checks = checks(&args.model, cfg.model.as_ref(), &scope).await;
     for c in &checks {
@@ -159,7 +179,7 @@ pub async fn checks(model: &ModelArgs, file: Option<&ModelConfig>, scope: &Scope
     if scope.docker {
         docker_checks(scope.image.as_deref(), &mut out).await;
     }
-    model_checks(model, file, scope.probe_model, &mut out).await;
+    model_checks(model, file, scope, &mut out).await;
     out
 }
 
@@ -209,7 +229,7 @@ async fn docker_checks(image: Option<&str>, out: &mut Vec<Check>) {
 async fn model_checks(
     args: &ModelArgs,
     file: Option<&ModelConfig>,
-    probe: bool,
+    scope: &Scope,
     out: &mut Vec<Check>,
 ) {
     if let Some(path) = &args.replay {
@@ -267,19 +287,67 @@ async fn model_checks(
             return;
         }
     };
-    if !probe {
+    if !scope.probe_model {
         return;
     }
     let source = model.discover_context().await;
-    let window = model.context_window();
-    out.push(match source {
-        ContextSource::Default => Check::warn(
-            format!("context window: unknown; assuming {window} tokens"),
-            "set `context_window` in the [model] table of mend.toml to what the server serves",
+    if source != ContextSource::Default || !scope.probe_window {
+        out.push(window_check(&model, None));
+        out.push(probe_model(&cfg).await.0);
+        return;
+    }
+    // The tiny request first: a server that accepts the window probe stays busy with it.
+    // And only to a server that answered it: llama-cpp-python serves one request at a
+    // time, so a slow answer to the probe then means a prefill of it, not a busy server.
+    let (answers, answered) = probe_model(&cfg).await;
+    let probe = match answered {
+        true => Some(
+            model
+                .probe_window_by_overflow(DEFAULT_CONTEXT_WINDOW, WINDOW_PROBE_TIMEOUT)
+                .await,
         ),
-        s => Check::ok(format!("context window: {window} tokens, {s}")),
-    });
-    out.push(probe_model(&cfg).await);
+        false => None,
+    };
+    out.push(window_check(&model, probe));
+    out.push(answers);
+}
+
+/// The context window line, after discovery (and the window probe when one was sent).
+fn window_check(model: &OpenAiCompatible, probe: Option<WindowProbe>) -> Check {
+    let window = model.context_window();
+    let set_it = "set `context_window` in the [model] table of mend.toml to what the server serves";
+    match (model.context_source(), probe) {
+        (_, Some(WindowProbe::Stated(n))) => Check::ok(format!(
+            "context window: {n} tokens (from the server's overflow error)"
+        )),
+        (ContextSource::Default, Some(WindowProbe::AtLeast { tokens, answered })) => {
+            let how = match answered {
+                true => "probe accepted".to_string(),
+                false => format!(
+                    "probe accepted: no refusal within {}s; the server is busy prefilling it for a while",
+                    WINDOW_PROBE_TIMEOUT.as_secs()
+                ),
+            };
+            Check::warn(
+                format!(
+                    "context window: at least ~{}k tokens ({how}); assuming {window} tokens",
+                    tokens / 1000
+                ),
+                format!("{set_it} (llama-cpp-python: its --n_ctx) to use all of it"),
+            )
+        }
+        (ContextSource::Default, Some(WindowProbe::Failed(why))) => Check::warn(
+            format!(
+                "context window: unknown (the window probe failed: {why}); assuming {window} tokens"
+            ),
+            set_it,
+        ),
+        (ContextSource::Default, _) => Check::warn(
+            format!("context window: unknown; assuming {window} tokens"),
+            set_it,
+        ),
+        (s, _) => Check::ok(format!("context window: {window} tokens, {s}")),
+    }
 }
 
 /// GET `{base}/models`: is the server there, does it take the key, does it serve the model?
@@ -366,8 +434,9 @@ fn clip_list(ids: &[String]) -> String {
     if s.is_empty() { "none".into() } else { s }
 }
 
-/// One tiny request: in native mode, does the model call an offered tool?
-async fn probe_model(cfg: &ModelConfig) -> Check {
+/// One tiny request: in native mode, does the model call an offered tool? And did the
+/// server answer at all (a refusal is an answer)?
+async fn probe_model(cfg: &ModelConfig) -> (Check, bool) {
     let probe_cfg = ModelConfig {
         max_output_tokens: Some(64),
         max_tries: 2,
@@ -377,7 +446,12 @@ async fn probe_model(cfg: &ModelConfig) -> Check {
     };
     let model = match OpenAiCompatible::new(probe_cfg) {
         Ok(m) => m,
-        Err(e) => return Check::fail(format!("model: {e}"), "fix the model configuration"),
+        Err(e) => {
+            return (
+                Check::fail(format!("model: {e}"), "fix the model configuration"),
+                false,
+            );
+        }
     };
     let native = cfg.tool_mode == ToolMode::Native;
     let tools = [ToolDef {
@@ -393,7 +467,8 @@ async fn probe_model(cfg: &ModelConfig) -> Check {
         true => model.complete(&messages, &tools).await,
         false => model.complete(&messages[..1], &[]).await,
     };
-    match reply {
+    let answered = matches!(reply, Ok(_) | Err(mend_llm::ModelError::Rejected { .. }));
+    let check = match reply {
         Ok(c) if !native => Check::ok(format!(
             "model {}: answers in text mode ({} tokens out)",
             cfg.model, c.usage.tokens_out
@@ -422,5 +497,6 @@ async fn probe_model(cfg: &ModelConfig) -> Check {
             format!("model {}: no usable answer: {e}", cfg.model),
             "check the server's log; --timeout raises the time allowed per reply",
         ),
-    }
+    };
+    (check, answered)
 }

@@ -132,6 +132,11 @@ async fn doctor_says_what_is_wrong_and_how_to_fix_it() {
         server.requests()[0].header("authorization"),
         Some("Bearer sk-test")
     );
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "no window probe to a server without llama-cpp-python's tokenizer route"
+    );
 
     // No key, a dead endpoint, a missing image: each a FAIL with its fix.
     let out = mend(
@@ -179,6 +184,191 @@ async fn doctor_says_what_is_wrong_and_how_to_fix_it() {
         "{t}"
     );
     assert!(t.contains("2 check(s) failed"), "{t}");
+}
+
+/// llama-cpp-python states its window only when a prompt is longer than it: the doctor
+/// sends one prompt just over mend's default window and reads the window from the refusal.
+#[tokio::test]
+async fn doctor_learns_a_llama_cpp_python_window_from_its_overflow_error() {
+    let server = TestServer::start(vec![Reply::tool_calls(&[("ping", json!({}))])]).await;
+    server.act_like_llama_cpp_python("smol", 4096);
+    let url = server.base_url();
+    let started = Instant::now();
+    let out = mend(
+        &[
+            "doctor",
+            "--no-docker",
+            "--base-url",
+            &url,
+            "--model",
+            "smol",
+        ],
+        &[],
+    )
+    .await;
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("ok    context window: 4096 tokens (from the server's overflow error)\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains("ok    model smol: native tool calls work (it called `ping`)"),
+        "{t}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let sent = server.requests();
+    assert_eq!(sent.len(), 2, "the tool-call probe, then ONE window probe");
+    assert_eq!(sent[0].json()["tools"][0]["function"]["name"], "ping");
+    let probe = sent[1].json();
+    assert_eq!(probe["max_tokens"], 1);
+    let words = probe["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .split_whitespace()
+        .count();
+    assert!(words > 32_768 && words < 37_000, "{words}");
+
+    // Opted out: nothing sent, the window stays unknown.
+    let server = TestServer::start(vec![Reply::tool_calls(&[("ping", json!({}))])]).await;
+    server.act_like_llama_cpp_python("smol", 4096);
+    let url = server.base_url();
+    let out = mend(
+        &[
+            "doctor",
+            "--no-docker",
+            "--no-window-probe",
+            "--base-url",
+            &url,
+            "--model",
+            "smol",
+        ],
+        &[],
+    )
+    .await;
+    let t = text(&out);
+    assert!(
+        t.contains("warn  context window: unknown; assuming 32768 tokens"),
+        "{t}"
+    );
+    assert_eq!(server.requests().len(), 1, "{t}");
+}
+
+#[tokio::test]
+async fn doctor_reports_a_lower_bound_when_the_window_holds_the_probe() {
+    let server = TestServer::start(vec![
+        Reply::tool_calls(&[("ping", json!({}))]),
+        Reply::text("a"),
+    ])
+    .await;
+    server.act_like_llama_cpp_python("smol", 65_536);
+    let url = server.base_url();
+    let out = mend(
+        &[
+            "doctor",
+            "--no-docker",
+            "--base-url",
+            &url,
+            "--model",
+            "smol",
+        ],
+        &[],
+    )
+    .await;
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(
+            "warn  context window: at least ~36k tokens (probe accepted); assuming 32768 tokens\n      fix: set `context_window`"
+        ),
+        "{t}"
+    );
+    assert_eq!(server.requests().len(), 2, "{t}");
+}
+
+/// A server that does not answer a tiny request gets no 36k-token probe either (a slow
+/// answer could not tell a prefill of it from a busy server).
+#[tokio::test]
+async fn doctor_sends_no_window_probe_to_a_server_that_does_not_answer() {
+    let server = TestServer::with_handler(|_| Reply::hang()).await;
+    server.act_like_llama_cpp_python("smol", 65_536);
+    let url = server.base_url();
+    let out = mend_with_config(
+        &[
+            "doctor",
+            "--no-docker",
+            "--base-url",
+            &url,
+            "--model",
+            "smol",
+            "--timeout",
+            "1",
+        ],
+        &[],
+        "[model]\nbackoff_initial_secs = 0.1\n",
+    )
+    .await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("FAIL  model smol: no usable answer"), "{t}");
+    assert!(
+        t.contains("warn  context window: unknown; assuming 32768 tokens"),
+        "{t}"
+    );
+    assert!(!t.contains("at least"), "{t}");
+    for r in server.requests() {
+        assert_ne!(r.json()["max_tokens"], 1, "no window probe: {t}");
+    }
+}
+
+/// A run never sends the window probe, whatever the server (a hosted API would bill it).
+#[tokio::test]
+async fn fix_never_sends_the_window_probe() {
+    let repo = tempfile::tempdir().unwrap();
+    support::fixture_repo("textkit", repo.path());
+    let server = TestServer::start(vec![]).await;
+    server.act_like_llama_cpp_python("smol", 4096);
+    let out = mend_with_config(
+        &[
+            "fix",
+            "--repo",
+            &repo.path().display().to_string(),
+            "--issue",
+            "words are miscounted",
+            "--sandbox",
+            "local",
+            "--base-url",
+            &server.base_url(),
+            "--model",
+            "smol",
+            "--max-steps",
+            "1",
+        ],
+        &[],
+        "[model]\nmax_tries = 1\n",
+    )
+    .await;
+    let t = text(&out);
+    assert!(!out.status.success(), "the script is empty: {t}");
+    let sent = server.requests();
+    assert!(!sent.is_empty(), "the run asked the model: {t}");
+    for r in &sent {
+        let body = r.json();
+        assert_ne!(body["max_tokens"], 1, "{}", r.path);
+        assert!(r.body.len() < 60_000, "a {} byte request", r.body.len());
+    }
+    assert!(
+        server
+            .probes()
+            .iter()
+            .all(|p| !p.path.starts_with("/extras/")),
+        "not even the fingerprint is asked"
+    );
+    assert!(t.contains("context window: 32768 tokens, a default"), "{t}");
 }
 
 #[tokio::test]
