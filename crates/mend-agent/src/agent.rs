@@ -34,6 +34,9 @@ pub struct AgentConfig {
     /// The prompt budget in tokens, instead of the one computed from the model (a replay
     /// takes the recorded run's, so it condenses where the run did).
     pub prompt_budget: Option<usize>,
+    /// A replay condenses exactly where and how the recorded run did, whatever its own
+    /// token estimates say (the live model's were corrected by what its server reported).
+    pub replay_condensations: Option<Vec<Condensation>>,
     /// Replies in a row that carry no usable action before the run stops.
     pub max_garbage_in_a_row: usize,
     /// Keep new files named like scratch (reproduction scripts) in the patch even when
@@ -53,6 +56,7 @@ impl Default for AgentConfig {
             repair_rounds: 2,
             keep_recent_observations: 4,
             prompt_budget: None,
+            replay_condensations: None,
             max_garbage_in_a_row: 3,
             keep_scratch_files: false,
             test_on_submit: true,
@@ -240,6 +244,7 @@ impl Agent {
         let mut note: Option<String> = None;
         // After an overflow the server's window is known to be smaller than the estimate.
         let mut learned_cap: Option<usize> = None;
+        let mut schedule = self.config.replay_condensations.clone();
         for index in 1..=self.config.max_steps {
             if *stop.borrow() {
                 return ExitStatus::Interrupted;
@@ -255,9 +260,23 @@ impl Agent {
                 let budget = self
                     .prompt_budget(specs)
                     .min(learned_cap.unwrap_or(usize::MAX));
-                if self.model.count_tokens(conv) > budget {
+                let (over, forced) = match schedule.as_mut() {
+                    Some(s) => {
+                        let f = take_scheduled(s, index, |t| t == "budget");
+                        (f.is_some(), f)
+                    }
+                    None => (self.model.count_tokens(conv) > budget, None),
+                };
+                if over {
                     let c = self
-                        .condense(tools, conv, traj, &mut exchanges, index, "budget", budget)
+                        .condense(
+                            tools,
+                            conv,
+                            traj,
+                            &mut exchanges,
+                            (index, "budget", budget),
+                            forced.as_ref(),
+                        )
                         .await;
                     if let Some(c) = c {
                         on_event(condensed_event(&c));
@@ -321,8 +340,18 @@ impl Agent {
                 };
                 learned_cap = Some(target.min(learned_cap.unwrap_or(usize::MAX)));
                 let trigger = format!("overflow: {}", clip(&why, 300));
+                let forced = schedule
+                    .as_mut()
+                    .and_then(|s| take_scheduled(s, index, |t| t.starts_with("overflow")));
                 match self
-                    .condense(tools, conv, traj, &mut exchanges, index, &trigger, target)
+                    .condense(
+                        tools,
+                        conv,
+                        traj,
+                        &mut exchanges,
+                        (index, &trigger, target),
+                        forced.as_ref(),
+                    )
                     .await
                 {
                     Some(c) => {
@@ -699,9 +728,8 @@ impl Agent {
         conv: &mut Vec<Message>,
         traj: &mut Trajectory,
         exchanges: &mut ExchangeCompactor,
-        step: usize,
-        trigger: &str,
-        target: usize,
+        (step, trigger, target): (usize, &str, usize),
+        forced: Option<&Condensation>,
     ) -> Option<Condensation> {
         let before = self.model.count_tokens(conv);
         let mut c = Condensation {
@@ -724,7 +752,9 @@ impl Agent {
                 break;
             }
         }
-        if !fits(conv)
+        // A replay summarises where the recorded run did, and only there.
+        let summarise = forced.map_or_else(|| !fits(conv), |f| f.stage != "masked");
+        if summarise
             && let Some((range, summary, stage)) = self
                 .summarise(tools, conv, traj, exchanges, step, target)
                 .await
@@ -738,7 +768,7 @@ impl Agent {
         }
         c.tokens_after = self.model.count_tokens(conv);
         tracing::info!(step, trigger, stage = %c.stage, before = c.tokens_before, after = c.tokens_after, "condensed the conversation");
-        (c.tokens_after < c.tokens_before).then_some(c)
+        (forced.is_some() || c.tokens_after < c.tokens_before).then_some(c)
     }
 
     /// Replace the middle of the conversation (after the issue, before the last two turns)
@@ -1087,6 +1117,18 @@ impl LoopWatch {
         }
         LoopVerdict::Fine
     }
+}
+
+/// The first recorded condensation of `step` whose trigger matches, taken off the schedule.
+fn take_scheduled(
+    schedule: &mut Vec<Condensation>,
+    step: usize,
+    trigger: impl Fn(&str) -> bool,
+) -> Option<Condensation> {
+    let i = schedule
+        .iter()
+        .position(|c| c.step == step && trigger(&c.trigger))?;
+    Some(schedule.remove(i))
 }
 
 /// The problems of a reply to tell the model about. A bad call (unknown tool, arguments

@@ -35,10 +35,11 @@ pub struct DoctorArgs {
     /// Skip the Docker checks (for `--sandbox local` runs).
     #[arg(long)]
     pub no_docker: bool,
-    /// Do not probe a llama-cpp-python server's window with one oversized request (a
-    /// server whose window holds the probe spends minutes on it).
+    /// Learn an unstated window (llama-cpp-python's server) from one oversized request:
+    /// refused at once with the window when it is under ~36k tokens; a server whose window
+    /// holds it spends minutes prefilling it, so this is opt-in.
     #[arg(long)]
-    pub no_window_probe: bool,
+    pub probe_window: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +141,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         docker: !args.no_docker,
         image: args.image.clone().or(cfg.image.clone()),
         probe_model: true,
-        probe_window: !args.no_window_probe,
+        probe_window: args.probe_window,
     };
     let checks = checks(&args.model, cfg.model.as_ref(), &scope).await;
     for c in &checks {
@@ -344,7 +345,9 @@ fn window_check(model: &OpenAiCompatible, probe: Option<WindowProbe>) -> Check {
         ),
         (ContextSource::Default, _) => Check::warn(
             format!("context window: unknown; assuming {window} tokens"),
-            set_it,
+            format!(
+                "{set_it} (or `mend doctor --probe-window` asks a llama-cpp-python server with one oversized request)"
+            ),
         ),
         (s, _) => Check::ok(format!("context window: {window} tokens, {s}")),
     }

@@ -244,6 +244,7 @@ pub async fn run(
         .and_then(|p| Trajectory::load(p).ok())
     {
         config.prompt_budget = t.prompt_budget;
+        config.replay_condensations = Some(t.condensations);
     }
     let agent = Agent {
         model,

@@ -198,6 +198,7 @@ async fn doctor_learns_a_llama_cpp_python_window_from_its_overflow_error() {
         &[
             "doctor",
             "--no-docker",
+            "--probe-window",
             "--base-url",
             &url,
             "--model",
@@ -233,7 +234,7 @@ async fn doctor_learns_a_llama_cpp_python_window_from_its_overflow_error() {
         .count();
     assert!(words > 32_768 && words < 37_000, "{words}");
 
-    // Opted out: nothing sent, the window stays unknown.
+    // Without --probe-window: nothing sent, the window stays unknown.
     let server = TestServer::start(vec![Reply::tool_calls(&[("ping", json!({}))])]).await;
     server.act_like_llama_cpp_python("smol", 4096);
     let url = server.base_url();
@@ -241,7 +242,6 @@ async fn doctor_learns_a_llama_cpp_python_window_from_its_overflow_error() {
         &[
             "doctor",
             "--no-docker",
-            "--no-window-probe",
             "--base-url",
             &url,
             "--model",
@@ -271,6 +271,7 @@ async fn doctor_reports_a_lower_bound_when_the_window_holds_the_probe() {
         &[
             "doctor",
             "--no-docker",
+            "--probe-window",
             "--base-url",
             &url,
             "--model",
@@ -301,6 +302,7 @@ async fn doctor_sends_no_window_probe_to_a_server_that_does_not_answer() {
         &[
             "doctor",
             "--no-docker",
+            "--probe-window",
             "--base-url",
             &url,
             "--model",

@@ -228,6 +228,14 @@ impl LiveRun {
             .map(Vec::as_slice)
             .unwrap_or(&[])
     }
+    /// The agent's own steps: the extra model calls of a step (a summary, a request that
+    /// overflowed) are stored beside it with a `kind` and do not count.
+    pub fn agent_steps(&self) -> usize {
+        self.steps()
+            .iter()
+            .filter(|s| s.get("kind").is_none_or(serde_json::Value::is_null))
+            .count()
+    }
     /// How many condensations the trajectory records.
     pub fn condensations(&self) -> usize {
         self.trajectory.as_ref().map_or(0, condensations)
