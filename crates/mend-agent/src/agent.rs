@@ -754,6 +754,7 @@ impl Agent {
         }
         // A replay summarises where the recorded run did, and only there.
         let summarise = forced.map_or_else(|| !fits(conv), |f| f.stage != "masked");
+        let calls_before = traj.steps.len();
         if summarise
             && let Some((range, summary, stage)) = self
                 .summarise(tools, conv, traj, exchanges, step, target)
@@ -768,7 +769,10 @@ impl Agent {
         }
         c.tokens_after = self.model.count_tokens(conv);
         tracing::info!(step, trigger, stage = %c.stage, before = c.tokens_before, after = c.tokens_after, "condensed the conversation");
-        (forced.is_some() || c.tokens_after < c.tokens_before).then_some(c)
+        // A summary call is always recorded, even when it saved nothing: a replay must
+        // make the same call at the same point.
+        let called = traj.steps.len() > calls_before;
+        (forced.is_some() || called || c.tokens_after < c.tokens_before).then_some(c)
     }
 
     /// Replace the middle of the conversation (after the issue, before the last two turns)

@@ -169,6 +169,14 @@ fn assert_replays(run: &LiveRun, max_steps: usize) {
     )
     .unwrap();
     let original = run.trajectory.as_ref().unwrap();
+    if replayed["exit_status"] != original["exit_status"] {
+        // Kept for a post-mortem: the two trajectories side by side.
+        let keep = std::env::temp_dir().join(format!("mend-live-replay-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::write(keep.join("original.traj.json"), original.to_string());
+        let _ = std::fs::write(keep.join("replayed.traj.json"), replayed.to_string());
+        eprintln!("trajectories kept in {}", keep.display());
+    }
     assert_eq!(
         replayed["exit_status"], original["exit_status"],
         "replay ended differently:\n{stderr}"
@@ -233,7 +241,7 @@ fn a_small_window_is_condensed_not_fatal() {
         run.exit_kind(),
         run.stderr
     );
-    assert_replays(&run, 10);
+    assert_replays(&run, 8);
 }
 
 /// `mend doctor` finds the endpoint, lists the model and reports the window the server
