@@ -13,20 +13,7 @@ use std::time::{Duration, Instant};
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::json;
-use support::{containers_of, fixture_repo};
-
-fn mend() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mend"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use support::{containers_of, fixture_repo, mend, run_containers, text};
 
 fn kill(pid: u32, signal: &str) {
     let st = Command::new("kill")
@@ -226,19 +213,6 @@ fn run_args(run_id: &str, base_url: &str) -> Vec<String> {
     .collect()
 }
 
-fn labelled_containers(run_id: &str) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=dev.mend.swebench.run_id={run_id}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_batch_run_keeping_predictions_and_trajectories() {
     let work = tempfile::tempdir().unwrap();
@@ -273,7 +247,7 @@ async fn sigterm_stops_a_batch_run_keeping_predictions_and_trajectories() {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(labelled_containers(&run_id) >= 1);
+    assert!(run_containers(&run_id) >= 1);
     kill(child.id(), "TERM");
     let started = Instant::now();
     let status = loop {
@@ -316,7 +290,7 @@ async fn sigterm_stops_a_batch_run_keeping_predictions_and_trajectories() {
             .exists(),
         "{stderr}"
     );
-    assert_eq!(labelled_containers(&run_id), 0, "containers left behind");
+    assert_eq!(run_containers(&run_id), 0, "containers left behind");
 }
 
 /// The real engine's socket (the test machine's own `DOCKER_HOST` when it names one).

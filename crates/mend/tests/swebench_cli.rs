@@ -2,23 +2,13 @@
 //! synthetic instance whose image is built offline (`--images build-offline`: the repository
 //! from a mirror directory, FROM mend's base image, no network in the build), and `mine`
 //! turning real commits of a small git2 repository into instances with their test lists.
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+use support::{mend, text};
 
 use serde_json::Value;
-
-fn mend() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mend"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 const CALC: &str = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n";
 const TESTS: &str = "import unittest\nfrom calc import add, mul\n\n\nclass TestCalc(unittest.TestCase):\n    def test_mul(self):\n        self.assertEqual(mul(2, 3), 6)\n";

@@ -2,10 +2,13 @@
 //! small real repository (its image built FROM mend's base image), the agent answered by
 //! mend-llm's scripted chat-completions server, 2 workers; the process killed with SIGKILL
 //! in the middle, then the same run id resumed with `--eval`, and `mend swebench report`.
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use support::{mend, run_containers};
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::json;
@@ -13,10 +16,6 @@ use serde_json::json;
 const SPECS: &str = r#"{"repos": {"mendtest/calc": {"log_parser": "django", "versions": {"0.1": {"python": "3.11", "test_cmd": "python3 -m unittest -v", "activate": []}}}}}"#;
 const GOLD: &str = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n";
 const TEST_PATCH: &str = "diff --git a/tests/test_more.py b/tests/test_more.py\nnew file mode 100644\n--- /dev/null\n+++ b/tests/test_more.py\n@@ -0,0 +1,7 @@\n+import unittest\n+from calc import add\n+\n+\n+class More(unittest.TestCase):\n+    def test_zero(self):\n+        self.assertEqual(add(0, 2), 2)\n";
-
-fn mend() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mend"))
-}
 
 fn make_repo(dir: &Path) -> String {
     std::fs::create_dir_all(dir.join("tests")).unwrap();
@@ -85,19 +84,6 @@ fn preds(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-fn run_containers(run_id: &str) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=dev.mend.swebench.run_id={run_id}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

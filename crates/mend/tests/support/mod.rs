@@ -2,7 +2,7 @@
 //! made into real git repositories, and running the `mend` binary against a scripted model.
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use mend_llm::test_server::{Reply, TestServer};
 
@@ -150,4 +150,33 @@ pub async fn run_fix_env(
             .map(|t| serde_json::from_str(&t).unwrap()),
         requests: server.requests().iter().map(|r| r.json()).collect(),
     }
+}
+
+/// The `mend` binary under test.
+pub fn mend() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mend"))
+}
+
+/// A finished command's status and output, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Containers (running or not) labelled with this batch run id.
+pub fn run_containers(run_id: &str) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dev.mend.swebench.run_id={run_id}"),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("docker ps: {e}"));
+    String::from_utf8_lossy(&out.stdout).lines().count()
 }
