@@ -343,17 +343,25 @@ impl Agent {
                 let forced = schedule
                     .as_mut()
                     .and_then(|s| take_scheduled(s, index, |t| t.starts_with("overflow")));
-                match self
-                    .condense(
-                        tools,
-                        conv,
-                        traj,
-                        &mut exchanges,
-                        (index, &trigger, target),
-                        forced.as_ref(),
-                    )
-                    .await
-                {
+                let condensed = match forced.as_ref().filter(|f| f.stage == COMPACT_STAGE) {
+                    Some(_) => None,
+                    None => {
+                        self.condense(
+                            tools,
+                            conv,
+                            traj,
+                            &mut exchanges,
+                            (index, &trigger, target),
+                            forced.as_ref(),
+                        )
+                        .await
+                    }
+                };
+                // Nothing left to shorten but the instructions: their short form, once.
+                let condensed = condensed.or_else(|| {
+                    self.compact_instructions(specs, tools.sandbox().root(), conv, index, &trigger)
+                });
+                match condensed {
                     Some(c) => {
                         on_event(condensed_event(&c));
                         traj.condensations.push(c);
@@ -685,6 +693,54 @@ impl Agent {
         Ok(())
     }
 
+    /// Swap the system prompt for its short form (no tool schemas, terse rules) when that
+    /// shortens the request: the last lever when the history holds nothing to condense.
+    fn compact_instructions(
+        &self,
+        specs: &[ToolDef],
+        root: &str,
+        conv: &mut [Message],
+        step: usize,
+        trigger: &str,
+    ) -> Option<Condensation> {
+        let text_actions = self.model.tool_mode() == ToolMode::Text;
+        let compact = self
+            .prompts
+            .render(
+                "system.md.j2",
+                json!({"root": root, "network": self.config.network, "text_actions": text_actions,
+                       "tools": specs, "compact": true}),
+            )
+            .ok()?;
+        match conv.first() {
+            Some(Message::System { content }) if *content != compact => {}
+            _ => return None,
+        }
+        let before = self.model.count_tokens(conv);
+        let old = std::mem::replace(&mut conv[0], Message::system(compact));
+        let after = self.model.count_tokens(conv);
+        if after >= before {
+            conv[0] = old;
+            return None;
+        }
+        tracing::info!(
+            step,
+            before,
+            after,
+            "the short instructions replace the full ones"
+        );
+        Some(Condensation {
+            step,
+            trigger: trigger.to_string(),
+            stage: COMPACT_STAGE.into(),
+            tokens_before: before,
+            tokens_after: after,
+            masked: 0,
+            summarised: None,
+            summary: None,
+        })
+    }
+
     fn first_prompt(
         &self,
         specs: &[ToolDef],
@@ -753,7 +809,10 @@ impl Agent {
             }
         }
         // A replay summarises where the recorded run did, and only there.
-        let summarise = forced.map_or_else(|| !fits(conv), |f| f.stage != "masked");
+        let summarise = forced.map_or_else(
+            || !fits(conv),
+            |f| f.stage != "masked" && f.stage != COMPACT_STAGE,
+        );
         let calls_before = traj.steps.len();
         if summarise
             && let Some((range, summary, stage)) = self
@@ -1122,6 +1181,9 @@ impl LoopWatch {
         LoopVerdict::Fine
     }
 }
+
+/// The condensation stage that swaps in the short system prompt.
+const COMPACT_STAGE: &str = "compact instructions";
 
 /// The first recorded condensation of `step` whose trigger matches, taken off the schedule.
 fn take_scheduled(

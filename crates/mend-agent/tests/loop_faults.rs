@@ -746,3 +746,33 @@ async fn a_2048_token_window_in_text_mode_gets_the_short_prompt_and_condenses() 
     let budget = out.trajectory.prompt_budget.unwrap();
     assert!(budget < 2048 - 512, "{budget}");
 }
+
+/// Text mode, told nothing of the real window: the very first request (the full
+/// instructions with every tool's schema, and the issue) overflows, and there is no history
+/// to condense. The short instructions replace the full ones and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_request_that_overflows_gets_the_short_instructions() {
+    let (dir, base) = repo();
+    let server =
+        TestServer::start(vec![overflow(), Reply::action("done", "submit", json!({}))]).await;
+    let a = agent(model(&server, ToolMode::Text, 100_000));
+    let out = run(&a, sandbox(dir.path(), &base), None).await;
+    assert!(
+        matches!(out.exit, ExitStatus::Submitted { .. }),
+        "{:?}",
+        out.exit
+    );
+    let c = &out.trajectory.condensations;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].stage, "compact instructions");
+    assert!(c[0].trigger.starts_with("overflow"), "{c:?}");
+    assert!(c[0].tokens_after < c[0].tokens_before, "{c:?}");
+    let system = |i: usize| {
+        server.requests()[i].json()["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .len()
+    };
+    assert_eq!(server.requests().len(), 2);
+    assert!(system(1) < system(0), "{} vs {}", system(1), system(0));
+}
