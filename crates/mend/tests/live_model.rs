@@ -225,8 +225,10 @@ fn text_actions_end_cleanly_and_replay() {
 #[test]
 fn a_small_window_is_condensed_not_fatal() {
     let _turn = turn();
-    let (run, _repo) = fix_on(small_server(), "native", Some(SMALL_N_CTX), 8);
-    assert_robust(&run, 8);
+    // 12 steps: the sampled model's actions differ from run to run, and some grow the
+    // history slowly (in runs here the first condensation came at steps 3 to 6).
+    let (run, _repo) = fix_on(small_server(), "native", Some(SMALL_N_CTX), 12);
+    assert_robust(&run, 12);
     assert_ne!(
         run.exit_kind(),
         "model_error",
@@ -241,7 +243,7 @@ fn a_small_window_is_condensed_not_fatal() {
         run.exit_kind(),
         run.stderr
     );
-    assert_replays(&run, 8);
+    assert_replays(&run, 12);
 }
 
 /// `mend doctor` finds the endpoint, lists the model and reports the window the server
