@@ -703,15 +703,7 @@ impl Agent {
         step: usize,
         trigger: &str,
     ) -> Option<Condensation> {
-        let text_actions = self.model.tool_mode() == ToolMode::Text;
-        let compact = self
-            .prompts
-            .render(
-                "system.md.j2",
-                json!({"root": root, "network": self.config.network, "text_actions": text_actions,
-                       "tools": specs, "compact": true}),
-            )
-            .ok()?;
+        let compact = self.system_prompt(specs, root, true).ok()?;
         match conv.first() {
             Some(Message::System { content }) if *content != compact => {}
             _ => return None,
@@ -741,6 +733,21 @@ impl Agent {
         })
     }
 
+    /// The system prompt, in full or in its short form (no tool schemas, terse rules).
+    fn system_prompt(
+        &self,
+        specs: &[ToolDef],
+        root: &str,
+        compact: bool,
+    ) -> Result<String, crate::prompts::PromptError> {
+        let text_actions = self.model.tool_mode() == ToolMode::Text;
+        self.prompts.render(
+            "system.md.j2",
+            json!({"root": root, "network": self.config.network, "text_actions": text_actions,
+                   "tools": specs, "compact": compact}),
+        )
+    }
+
     fn first_prompt(
         &self,
         specs: &[ToolDef],
@@ -748,14 +755,7 @@ impl Agent {
         root: &str,
         test_command: Option<&str>,
     ) -> Result<(String, String), crate::prompts::PromptError> {
-        let text_actions = self.model.tool_mode() == ToolMode::Text;
-        let system_with = |compact: bool| {
-            self.prompts.render(
-                "system.md.j2",
-                json!({"root": root, "network": self.config.network, "text_actions": text_actions,
-                       "tools": specs, "compact": compact}),
-            )
-        };
+        let system_with = |compact: bool| self.system_prompt(specs, root, compact);
         let mut system = system_with(false)?;
         // A small window (a local model's 2-4k) gets the short instructions: the full ones
         // with every tool's JSON schema would leave little room for the work.
