@@ -9,32 +9,14 @@ use mend_llm::{
 };
 use serde_json::{Value, json};
 
+mod support;
+use support::{client, convo};
+
 fn tools() -> Vec<ToolDef> {
-    ["view", "bash", "submit"]
-        .iter()
-        .map(|n| ToolDef {
-            name: n.to_string(),
-            description: format!("the {n} tool"),
-            parameters: json!({"type": "object", "properties": {}}),
-        })
-        .collect()
-}
-
-fn client(
-    server: &TestServer,
-    model: &str,
-    edit: impl FnOnce(&mut ModelConfig),
-) -> OpenAiCompatible {
-    let mut config = server.config(model);
-    edit(&mut config);
-    OpenAiCompatible::with_env(config, |_| None).unwrap()
-}
-
-fn convo() -> Vec<Message> {
-    vec![
-        Message::system("You are mend."),
-        Message::user("Fix the bug in a.py"),
-    ]
+    support::tool_defs(
+        &["view", "bash", "submit"],
+        json!({"type": "object", "properties": {}}),
+    )
 }
 
 async fn one(
