@@ -525,7 +525,13 @@ async fn a_swarm_replicated_job_runs_the_shards_with_the_key_as_a_swarm_secret()
     let logs = || {
         let o = docker(&["service", "logs", "--raw", "mend-sw"]);
         let ps = docker(&["service", "ps", "--no-trunc", "mend-sw"]);
-        format!("{}\n{}", text(&ps), text(&o))
+        let status: Vec<String> = (1..=3)
+            .map(|i| {
+                std::fs::read_to_string(w.join(format!("runs/sw-shard-{i}-of-3/status.jsonl")))
+                    .unwrap_or_default()
+            })
+            .collect();
+        format!("{}\n{}\nstatus:\n{}", text(&ps), text(&o), status.join(""))
     };
     wait_finished(w, "sw", 3, Duration::from_secs(240), &logs);
     assert_key_delivered(&server);

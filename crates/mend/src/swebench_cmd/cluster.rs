@@ -573,7 +573,8 @@ pub fn render_swarm(a: &SwarmArgs) -> anyhow::Result<String> {
         "--restart-condition none".into(),
         format!("--label dev.mend.swebench.run_id={}", job.run_id),
         "--user root".into(),
-        // Swarm numbers a job's tasks from 0: shard = slot + 1.
+        // Swarm numbers a replicated job's tasks from 0, and slot 0 renders empty (Docker
+        // 20.10, seen here): shard = slot + 1.
         "--env 'MEND_SLOT={{.Task.Slot}}'".into(),
         format!(
             "--mount type=bind,src={0},dst={0}",
@@ -595,7 +596,7 @@ pub fn render_swarm(a: &SwarmArgs) -> anyhow::Result<String> {
     c.push(sh_quote(&a.image));
     c.push("/bin/sh -c".into());
     c.push(sh_quote(&task_script(
-        "$((MEND_SLOT + 1))",
+        "$((${MEND_SLOT:-0} + 1))",
         job.shards,
         secret_path,
     )));
