@@ -543,3 +543,97 @@ async fn a_swarm_replicated_job_runs_the_shards_with_the_key_as_a_swarm_secret()
         assert_eq!(String::from_utf8_lossy(&now.stdout).trim(), "inactive");
     }
 }
+
+fn validate_k8s(files: &[&Path]) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cluster/k8s-validate.sh");
+    Command::new("bash")
+        .arg(script)
+        .arg(target_dir())
+        .args(files)
+        .output()
+        .unwrap()
+}
+
+/// No cluster runs here: the rendered Indexed Job (both Docker modes) is validated against
+/// the Kubernetes API schema (kubernetes-validate's copy of the published schemas, strict:
+/// unknown fields fail), and a broken copy must fail, so the validator is really checking.
+#[test]
+fn the_kubernetes_indexed_job_validates_against_the_api_schema() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let keys = key_file(w);
+    let mut files = vec![];
+    for mode in ["socket", "dind"] {
+        let out = mend()
+            .args(["swebench", "k8s", "--shards", "4", "--run-id", "r_1", "--image", "mend:local"])
+            .args(["--docker", mode, "--max-total-cost", "20", "--out", &format!("{mode}.yaml")])
+            .arg("--env-file")
+            .arg(&keys)
+            .args(["--", "--dataset", "verified", "--model", "gpt-4o"])
+            .current_dir(w)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let yaml = std::fs::read_to_string(w.join(format!("{mode}.yaml"))).unwrap();
+        assert!(!yaml.contains(KEY), "{yaml}");
+        for want in [
+            "completionMode: \"Indexed\"",
+            "completions: 4",
+            "JOB_COMPLETION_INDEX + 1))/4",
+            "name: \"mend-r-1-keys\"",
+            "claimName: \"mend-work\"",
+            "\"--max-total-cost\"\n            - \"5.000000\"",
+        ] {
+            assert!(yaml.contains(want), "{want} not in\n{yaml}");
+        }
+        assert_eq!(yaml.contains("docker.sock"), mode == "socket");
+        assert_eq!(yaml.contains("privileged: true"), mode == "dind");
+        files.push(w.join(format!("{mode}.yaml")));
+    }
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let out = validate_k8s(&refs);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("passed").count(), 2, "{}", text(&out));
+    let broken = w.join("broken.yaml");
+    let yaml = std::fs::read_to_string(&files[0]).unwrap();
+    std::fs::write(&broken, yaml.replace("completionMode:", "completionMod:")).unwrap();
+    let out = validate_k8s(&[&broken]);
+    assert!(!out.status.success(), "a broken manifest passed: {}", text(&out));
+}
+
+/// Keys travel only through the schedulers' secret mechanisms: a key file others can read,
+/// a key flag or a key value among the run arguments are refused, and nothing is written.
+#[test]
+fn keys_never_reach_a_command_line_or_a_rendered_job() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let keys = key_file(w);
+    let render = |kind: &str, keys: &Path, run: &[&str]| {
+        let mut c = mend();
+        c.args(["swebench", kind, "--shards", "2", "--run-id", "k"]);
+        if kind != "slurm" {
+            c.args(["--image", "mend:local"]);
+        }
+        c.arg("--env-file").arg(keys).arg("--").args(run).current_dir(w);
+        c.output().unwrap()
+    };
+    for kind in ["slurm", "swarm", "k8s"] {
+        let ok = render(kind, &keys, &["--dataset", "d.jsonl"]);
+        assert!(ok.status.success(), "{kind}: {}", text(&ok));
+        let leaked = render(kind, &keys, &["--dataset", "d.jsonl", "--model", KEY]);
+        assert!(!leaked.status.success(), "{kind}: {}", text(&leaked));
+        assert!(text(&leaked).contains("would contain the value of OPENAI_API_KEY"), "{}", text(&leaked));
+        let flag = render(kind, &keys, &["--dataset", "d.jsonl", &format!("--api-key={KEY}")]);
+        assert!(text(&flag).contains("keys go in --env-file"), "{}", text(&flag));
+    }
+    let open = w.join("open.env");
+    std::fs::write(&open, format!("OPENAI_API_KEY={KEY}\n")).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = render("slurm", &open, &["--dataset", "d.jsonl"]);
+    assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    // Whatever was rendered, no file under the work directory holds the key.
+    for f in support::snapshot(w).into_iter().filter(|(p, _)| !p.ends_with(".env")) {
+        assert!(!String::from_utf8_lossy(&f.1).contains(KEY), "{} holds the key", f.0);
+    }
+}
