@@ -188,7 +188,8 @@ pub fn begin(
     instance_ids: Vec<String>,
     max_total_cost: Option<f64>,
 ) -> Result<ShardFile, SwebenchError> {
-    std::fs::create_dir_all(dir).map_err(SwebenchError::io(format!("creating {}", dir.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(SwebenchError::io(format!("creating {}", dir.display())))?;
     if dir.join(SHARD_FILE).exists() {
         let old = read_shard_file(dir)?;
         if old.run_id != run_id
@@ -342,7 +343,11 @@ impl MergeProblems {
                 }
             )
         };
-        let dirs = |v: &[PathBuf]| v.iter().map(|d| d.display().to_string()).collect::<Vec<_>>();
+        let dirs = |v: &[PathBuf]| {
+            v.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+        };
         let mut out = Vec::new();
         if !self.missing_shards.is_empty() {
             let v: Vec<String> = self.missing_shards.iter().map(|i| i.to_string()).collect();
@@ -410,7 +415,9 @@ pub fn collect(
 ) -> Result<Merged, SwebenchError> {
     let started = std::time::Instant::now();
     if dirs.is_empty() {
-        return Err(SwebenchError::Invalid("no shard directories to merge".into()));
+        return Err(SwebenchError::Invalid(
+            "no shard directories to merge".into(),
+        ));
     }
     let mut problems = MergeProblems::default();
     let mut shards = Vec::new();
@@ -455,7 +462,9 @@ pub fn collect(
             ));
         }
     }
-    problems.missing_shards = (1..=count).filter(|i| !seen_index.contains_key(i)).collect();
+    problems.missing_shards = (1..=count)
+        .filter(|i| !seen_index.contains_key(i))
+        .collect();
 
     let now = now_secs();
     let mut by_id: BTreeMap<String, PredictionRow> = BTreeMap::new();
@@ -767,7 +776,10 @@ mod tests {
         assert_eq!(m.report.problems.missing_instances, vec!["d".to_string()]);
         let out = root.path().join("r");
         let e = write(&out, &mut m, false).unwrap_err().to_string();
-        assert!(e.contains("missing shard(s): 3") && e.contains("without a prediction: d"), "{e}");
+        assert!(
+            e.contains("missing shard(s): 3") && e.contains("without a prediction: d"),
+            "{e}"
+        );
         assert!(!out.exists(), "a refused merge wrote something");
         write(&out, &mut m, true).unwrap();
         let merged = std::fs::read_to_string(out.join(PREDICTIONS)).unwrap();
@@ -779,11 +791,21 @@ mod tests {
         // A shard still running (fresh heartbeat) and one whose heartbeat stopped.
         let d3 = root.path().join(s(3).run_id("r"));
         let mut f3 = begin(&d3, "r", s(3), vec!["e".into()], None).unwrap();
-        let m = collect(&[d1.clone(), d2.clone(), d3.clone()], "r", Duration::from_secs(60)).unwrap();
+        let m = collect(
+            &[d1.clone(), d2.clone(), d3.clone()],
+            "r",
+            Duration::from_secs(60),
+        )
+        .unwrap();
         assert_eq!(m.report.problems.running_shards, vec![d3.clone()]);
         f3.updated_at -= 600.0;
         write_json(&d3.join(SHARD_FILE), &f3).unwrap();
-        let m = collect(&[d1.clone(), d2.clone(), d3.clone()], "r", Duration::from_secs(60)).unwrap();
+        let m = collect(
+            &[d1.clone(), d2.clone(), d3.clone()],
+            "r",
+            Duration::from_secs(60),
+        )
+        .unwrap();
         assert_eq!(m.report.problems.dead_shards, vec![d3.clone()]);
 
         // The same instance predicted by two directories (a shard copied back twice).
@@ -793,7 +815,10 @@ mod tests {
             std::fs::copy(d1.join(f), copy.join(f)).unwrap();
         }
         let m = collect(&[d1.clone(), copy], "r", Duration::from_secs(60)).unwrap();
-        assert_eq!(m.report.problems.duplicates, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(
+            m.report.problems.duplicates,
+            vec!["a".to_string(), "b".to_string()]
+        );
         assert!(m.report.problems.inconsistent[0].contains("shard 1 appears twice"));
     }
 

@@ -920,13 +920,7 @@ async fn run_cmd(
     let shard = match &a.shard {
         Some(spec) => {
             let selected = select.clone().apply(dataset.clone())?;
-            let s = cluster::start_shard(
-                spec,
-                &run_id,
-                &a.runs_dir,
-                &selected,
-                a.max_total_cost,
-            )?;
+            let s = cluster::start_shard(spec, &run_id, &a.runs_dir, &selected, a.max_total_cost)?;
             if s.is_empty() {
                 // More shards than instances: this one has nothing to do.
                 s.end(true)?;
@@ -1014,7 +1008,8 @@ async fn run_cmd(
     let result = mend_swebench::run_agent(opts).await;
     display.finish();
     if let Some(sh) = shard {
-        let complete = matches!(&result, Ok(r) if r.stopped.is_none() && r.summary.done == r.summary.selected);
+        let complete =
+            matches!(&result, Ok(r) if r.stopped.is_none() && r.summary.done == r.summary.selected);
         sh.end(complete)?;
     }
     let result = result?;

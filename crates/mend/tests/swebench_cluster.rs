@@ -56,7 +56,11 @@ fn setup(work: &Path) {
     let mut lines = String::new();
     let mut map = serde_json::Map::new();
     for i in 1..=N {
-        let repo = if i <= 4 { "mendtest/calc" } else { "mendtest/other" };
+        let repo = if i <= 4 {
+            "mendtest/calc"
+        } else {
+            "mendtest/other"
+        };
         let id = format!("{}-{i}", repo.replace('/', "__"));
         lines.push_str(&json!({
             "instance_id": id, "repo": repo, "base_commit": commit, "version": "0.1",
@@ -196,7 +200,15 @@ async fn a_merged_three_shard_batch_equals_the_same_batch_on_one_machine() {
 
     // One machine.
     let out = mend()
-        .args(["swebench", "run", "--run-id", "single", "--workers", "2", "--eval"])
+        .args([
+            "swebench",
+            "run",
+            "--run-id",
+            "single",
+            "--workers",
+            "2",
+            "--eval",
+        ])
         .args(&args)
         .current_dir(w)
         .env_remove("OPENAI_API_KEY")
@@ -224,10 +236,15 @@ async fn a_merged_three_shard_batch_equals_the_same_batch_on_one_machine() {
     for (i, c) in children.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
         assert!(out.status.success(), "shard {}: {}", i + 1, text(&out));
-        let shard: Value = json_file(&w.join(format!("runs/sharded-shard-{}-of-3/shard.json", i + 1)));
+        let shard: Value =
+            json_file(&w.join(format!("runs/sharded-shard-{}-of-3/shard.json", i + 1)));
         assert_eq!(shard["state"], "finished");
         // Both repositories spread: two instances per shard.
-        assert_eq!(shard["instance_ids"].as_array().unwrap().len(), 2, "{shard}");
+        assert_eq!(
+            shard["instance_ids"].as_array().unwrap().len(),
+            2,
+            "{shard}"
+        );
         assigned.extend(shard["instance_ids"].as_array().unwrap().clone());
     }
     assert_eq!(run_containers("sharded-shard-1-of-3"), 0);
@@ -288,7 +305,17 @@ async fn a_merged_three_shard_batch_equals_the_same_batch_on_one_machine() {
     assert_eq!(merge["predictions"], N);
     let merged_summary = json_file(&w.join("runs/sharded/summary.json"));
     let single_summary = json_file(&single_dir.join("summary.json"));
-    for k in ["selected", "done", "errors", "tokens_in", "tokens_out", "cost_usd", "exit_statuses", "empty_patches", "patch_bytes_total"] {
+    for k in [
+        "selected",
+        "done",
+        "errors",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "exit_statuses",
+        "empty_patches",
+        "patch_bytes_total",
+    ] {
         assert_eq!(merged_summary[k], single_summary[k], "summary field {k}");
     }
 }
@@ -306,7 +333,11 @@ fn target_dir() -> PathBuf {
 fn slurm_up() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cluster/slurm-up.sh");
     let dir = target_dir().join("slurm");
-    let out = Command::new("bash").arg(&script).arg(&dir).output().unwrap();
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "Slurm could not start (docker/setup-host.sh installs slurm-wlm and munge): {}",
@@ -345,11 +376,13 @@ fn wait_finished(work: &Path, run: &str, n: usize, limit: Duration, why: &dyn Fn
     loop {
         let states: Vec<String> = (1..=n)
             .map(|i| {
-                std::fs::read_to_string(work.join(format!("runs/{run}-shard-{i}-of-{n}/shard.json")))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .map(|v| v["state"].as_str().unwrap_or("").to_string())
-                    .unwrap_or_default()
+                std::fs::read_to_string(
+                    work.join(format!("runs/{run}-shard-{i}-of-{n}/shard.json")),
+                )
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .map(|v| v["state"].as_str().unwrap_or("").to_string())
+                .unwrap_or_default()
             })
             .collect();
         if states.iter().all(|s| s == "finished") {
@@ -360,7 +393,11 @@ fn wait_finished(work: &Path, run: &str, n: usize, limit: Duration, why: &dyn Fn
             "a shard stopped: {states:?}\n{}",
             why()
         );
-        assert!(Instant::now() < deadline, "shards not finished: {states:?}\n{}", why());
+        assert!(
+            Instant::now() < deadline,
+            "shards not finished: {states:?}\n{}",
+            why()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -374,25 +411,38 @@ async fn a_slurm_array_job_runs_the_shards_then_they_merge_and_evaluate() {
     let keys = key_file(w);
     let server = TestServer::with_handler(answer).await;
     let mut cmd = mend();
-    cmd.args(["swebench", "slurm", "--shards", "3", "--run-id", "sl", "--max-total-cost", "3"])
-        .arg("--env-file")
-        .arg(&keys)
-        .args(["--submit", "--"])
-        .args(run_args(&server))
-        .current_dir(w)
-        .env("SLURM_CONF", &conf)
-        .env_remove("OPENAI_API_KEY");
+    cmd.args([
+        "swebench",
+        "slurm",
+        "--shards",
+        "3",
+        "--run-id",
+        "sl",
+        "--max-total-cost",
+        "3",
+    ])
+    .arg("--env-file")
+    .arg(&keys)
+    .args(["--submit", "--"])
+    .args(run_args(&server))
+    .current_dir(w)
+    .env("SLURM_CONF", &conf)
+    .env_remove("OPENAI_API_KEY");
     let submitted = Instant::now();
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let job = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let script = std::fs::read_to_string(w.join("runs/sl.sbatch")).unwrap();
     assert!(!script.contains(KEY), "the key is in the script:\n{script}");
-    assert!(script.contains("#SBATCH --array=1-3") && script.contains("--max-total-cost 1.000000"), "{script}");
+    assert!(
+        script.contains("#SBATCH --array=1-3") && script.contains("--max-total-cost 1.000000"),
+        "{script}"
+    );
     let logs = || {
         let mut s = String::new();
         for i in 1..=3 {
-            s += &std::fs::read_to_string(w.join(format!("runs/sl-slurm/{i}.out"))).unwrap_or_default();
+            s += &std::fs::read_to_string(w.join(format!("runs/sl-slurm/{i}.out")))
+                .unwrap_or_default();
         }
         s
     };
@@ -400,12 +450,24 @@ async fn a_slurm_array_job_runs_the_shards_then_they_merge_and_evaluate() {
     // While it runs, `report` reads the shards (at least once it has a shard to show).
     let deadline = Instant::now() + Duration::from_secs(60);
     while shard_dirs_present(w, "sl") == 0 {
-        assert!(Instant::now() < deadline, "no shard started: job {job}\n{}", logs());
+        assert!(
+            Instant::now() < deadline,
+            "no shard started: job {job}\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let out = mend().args(["swebench", "report", "sl"]).current_dir(w).output().unwrap();
+    let out = mend()
+        .args(["swebench", "report", "sl"])
+        .current_dir(w)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("sharded run sl"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sharded run sl"),
+        "{}",
+        text(&out)
+    );
 
     wait_finished(w, "sl", 3, Duration::from_secs(240), &logs);
     let finished = Instant::now();
@@ -445,13 +507,20 @@ async fn a_slurm_array_job_runs_the_shards_then_they_merge_and_evaluate() {
     figures["merge_process_secs"] = json!(t.elapsed().as_secs_f64());
     let bench = target_dir().join("bench");
     std::fs::create_dir_all(&bench).unwrap();
-    std::fs::write(bench.join("cluster.json"), serde_json::to_string_pretty(&figures).unwrap()).unwrap();
+    std::fs::write(
+        bench.join("cluster.json"),
+        serde_json::to_string_pretty(&figures).unwrap(),
+    )
+    .unwrap();
     eprintln!("slurm sharding overhead: {figures}");
 }
 
 fn shard_dirs_present(work: &Path, run: &str) -> usize {
     (1..=3)
-        .filter(|i| work.join(format!("runs/{run}-shard-{i}-of-3/shard.json")).exists())
+        .filter(|i| {
+            work.join(format!("runs/{run}-shard-{i}-of-3/shard.json"))
+                .exists()
+        })
         .count()
 }
 
@@ -489,8 +558,15 @@ async fn a_swarm_replicated_job_runs_the_shards_with_the_key_as_a_swarm_secret()
     let dockerfile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docker/mend/Dockerfile");
     let image = "mend-cluster-mend:test";
     let out = docker(&[
-        "build", "-q", "-t", image, "--build-arg", &format!("BASE={}", base_image()),
-        "-f", &dockerfile.display().to_string(), &ctx.display().to_string(),
+        "build",
+        "-q",
+        "-t",
+        image,
+        "--build-arg",
+        &format!("BASE={}", base_image()),
+        "-f",
+        &dockerfile.display().to_string(),
+        &ctx.display().to_string(),
     ]);
     assert!(out.status.success(), "{}", text(&out));
 
@@ -510,7 +586,17 @@ async fn a_swarm_replicated_job_runs_the_shards_with_the_key_as_a_swarm_secret()
     let keys = key_file(w);
     let server = TestServer::with_handler(answer).await;
     let out = mend()
-        .args(["swebench", "swarm", "--shards", "3", "--run-id", "sw", "--image", image, "--host-network"])
+        .args([
+            "swebench",
+            "swarm",
+            "--shards",
+            "3",
+            "--run-id",
+            "sw",
+            "--image",
+            image,
+            "--host-network",
+        ])
         .arg("--env-file")
         .arg(&keys)
         .args(["--submit", "--"])
@@ -565,8 +651,24 @@ fn the_kubernetes_indexed_job_validates_against_the_api_schema() {
     let mut files = vec![];
     for mode in ["socket", "dind"] {
         let out = mend()
-            .args(["swebench", "k8s", "--shards", "4", "--run-id", "r_1", "--image", "mend:local"])
-            .args(["--docker", mode, "--max-total-cost", "20", "--out", &format!("{mode}.yaml")])
+            .args([
+                "swebench",
+                "k8s",
+                "--shards",
+                "4",
+                "--run-id",
+                "r_1",
+                "--image",
+                "mend:local",
+            ])
+            .args([
+                "--docker",
+                mode,
+                "--max-total-cost",
+                "20",
+                "--out",
+                &format!("{mode}.yaml"),
+            ])
             .arg("--env-file")
             .arg(&keys)
             .args(["--", "--dataset", "verified", "--model", "gpt-4o"])
@@ -593,12 +695,23 @@ fn the_kubernetes_indexed_job_validates_against_the_api_schema() {
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     let out = validate_k8s(&refs);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).matches("passed").count(), 2, "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("passed")
+            .count(),
+        2,
+        "{}",
+        text(&out)
+    );
     let broken = w.join("broken.yaml");
     let yaml = std::fs::read_to_string(&files[0]).unwrap();
     std::fs::write(&broken, yaml.replace("completionMode:", "completionMod:")).unwrap();
     let out = validate_k8s(&[&broken]);
-    assert!(!out.status.success(), "a broken manifest passed: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "a broken manifest passed: {}",
+        text(&out)
+    );
 }
 
 /// Keys travel only through the schedulers' secret mechanisms: a key file others can read,
@@ -615,7 +728,11 @@ fn keys_never_reach_a_command_line_or_a_rendered_job() {
         if kind != "slurm" {
             c.args(["--image", "mend:local"]);
         }
-        c.arg("--env-file").arg(keys).arg("--").args(run).current_dir(w);
+        c.arg("--env-file")
+            .arg(keys)
+            .arg("--")
+            .args(run)
+            .current_dir(w);
         c.output().unwrap()
     };
     for kind in ["slurm", "swarm", "k8s"] {
@@ -623,9 +740,21 @@ fn keys_never_reach_a_command_line_or_a_rendered_job() {
         assert!(ok.status.success(), "{kind}: {}", text(&ok));
         let leaked = render(kind, &keys, &["--dataset", "d.jsonl", "--model", KEY]);
         assert!(!leaked.status.success(), "{kind}: {}", text(&leaked));
-        assert!(text(&leaked).contains("would contain the value of OPENAI_API_KEY"), "{}", text(&leaked));
-        let flag = render(kind, &keys, &["--dataset", "d.jsonl", &format!("--api-key={KEY}")]);
-        assert!(text(&flag).contains("keys go in --env-file"), "{}", text(&flag));
+        assert!(
+            text(&leaked).contains("would contain the value of OPENAI_API_KEY"),
+            "{}",
+            text(&leaked)
+        );
+        let flag = render(
+            kind,
+            &keys,
+            &["--dataset", "d.jsonl", &format!("--api-key={KEY}")],
+        );
+        assert!(
+            text(&flag).contains("keys go in --env-file"),
+            "{}",
+            text(&flag)
+        );
     }
     let open = w.join("open.env");
     std::fs::write(&open, format!("OPENAI_API_KEY={KEY}\n")).unwrap();
@@ -633,7 +762,14 @@ fn keys_never_reach_a_command_line_or_a_rendered_job() {
     let out = render("slurm", &open, &["--dataset", "d.jsonl"]);
     assert!(text(&out).contains("chmod 600"), "{}", text(&out));
     // Whatever was rendered, no file under the work directory holds the key.
-    for f in support::snapshot(w).into_iter().filter(|(p, _)| !p.ends_with(".env")) {
-        assert!(!String::from_utf8_lossy(&f.1).contains(KEY), "{} holds the key", f.0);
+    for f in support::snapshot(w)
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with(".env"))
+    {
+        assert!(
+            !String::from_utf8_lossy(&f.1).contains(KEY),
+            "{} holds the key",
+            f.0
+        );
     }
 }

@@ -329,8 +329,8 @@ fn sh_quote(s: &str) -> String {
 /// the values too, so a rendered job can be checked not to contain any of them.
 fn read_env_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
     use std::os::unix::fs::PermissionsExt;
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("reading --env-file {}", path.display()))?;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("reading --env-file {}", path.display()))?;
     if meta.permissions().mode() & 0o077 != 0 {
         bail!(
             "--env-file {} can be read by others (mode {:o}): it holds keys; chmod 600 it",
@@ -505,11 +505,11 @@ pub fn render_slurm(a: &SlurmArgs) -> anyhow::Result<String> {
 
 pub fn slurm_cmd(a: SlurmArgs) -> anyhow::Result<ExitCode> {
     let script = render_slurm(&a)?;
-    let path = a.job.out.clone().unwrap_or_else(|| {
-        a.job
-            .runs_dir
-            .join(format!("{}.sbatch", a.job.run_id))
-    });
+    let path = a
+        .job
+        .out
+        .clone()
+        .unwrap_or_else(|| a.job.runs_dir.join(format!("{}.sbatch", a.job.run_id)));
     write_job(&path, &script, true)?;
     eprintln!("wrote {}", path.display());
     if a.submit {
@@ -587,7 +587,9 @@ pub fn render_swarm(a: &SwarmArgs) -> anyhow::Result<String> {
         format!("--workdir {}", sh_quote(&workdir.display().to_string())),
     ];
     if job.env_file.is_some() {
-        c.push(format!("--secret source={secret},target=mend-env,mode=0400"));
+        c.push(format!(
+            "--secret source={secret},target=mend-env,mode=0400"
+        ));
     }
     if a.host_network {
         c.push("--network host".into());
@@ -660,14 +662,21 @@ pub fn render_k8s(a: &K8sArgs) -> anyhow::Result<serde_json::Value> {
         bail!("--workdir for Kubernetes is a path inside the pod and must be absolute");
     }
     let workdir = workdir.display().to_string();
-    let name = format!("mend-{}", job.run_id.to_lowercase().replace(['_', '.'], "-"));
+    let name = format!(
+        "mend-{}",
+        job.run_id.to_lowercase().replace(['_', '.'], "-")
+    );
     let secret = a.secret.clone().unwrap_or_else(|| format!("{name}-keys"));
     let labels = json!({"app.kubernetes.io/name": "mend", "app.kubernetes.io/instance": name});
     let mut command = vec![
         json!("/bin/sh"),
         json!("-c"),
         // Kubernetes numbers completions from 0: shard = index + 1.
-        json!(task_script("$((JOB_COMPLETION_INDEX + 1))", job.shards, None)),
+        json!(task_script(
+            "$((JOB_COMPLETION_INDEX + 1))",
+            job.shards,
+            None
+        )),
         json!("mend"),
     ];
     command.extend(args.iter().map(|x| json!(x)));
@@ -815,7 +824,8 @@ mod tests {
 
     #[test]
     fn yaml_of_nested_values_round_trips_through_json_shapes() {
-        let v = serde_json::json!({"a": [{"b": 1, "c": ["x y", "it's \"q\""]}, "s"], "e": {}, "f": []});
+        let v =
+            serde_json::json!({"a": [{"b": 1, "c": ["x y", "it's \"q\""]}, "s"], "e": {}, "f": []});
         let y = to_yaml(&v);
         assert_eq!(
             y,
