@@ -17,7 +17,8 @@ pub struct ShardRun {
     pub run_id: String,
     pub filter: Filter,
     pub dir: PathBuf,
-    file: shard::ShardFile,
+    /// `None` once the shard has ended: the heartbeat must not write after the end does.
+    file: std::sync::Arc<std::sync::Mutex<Option<shard::ShardFile>>>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -34,11 +35,14 @@ pub fn start_shard(
     let shard_run_id = spec.run_id(run_id);
     let dir = runs_dir.join(&shard_run_id);
     let file = shard::begin(&dir, run_id, spec, ids.clone(), max_total_cost)?;
-    let (hb_dir, mut hb_file) = (dir.clone(), file.clone());
+    let file = std::sync::Arc::new(std::sync::Mutex::new(Some(file)));
+    let (hb_dir, hb_file) = (dir.clone(), file.clone());
     let heartbeat = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(20)).await;
-            if let Err(e) = shard::heartbeat(&hb_dir, &mut hb_file) {
+            let mut guard = hb_file.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(f) = guard.as_mut() else { return };
+            if let Err(e) = shard::heartbeat(&hb_dir, f) {
                 tracing::warn!(error = %e, "could not refresh the shard heartbeat");
             }
         }
@@ -65,10 +69,13 @@ pub fn start_shard(
 
 impl ShardRun {
     /// Record how the shard ended: `finished` when every instance has a prediction.
-    pub fn end(mut self, complete: bool) -> anyhow::Result<()> {
+    pub fn end(self, complete: bool) -> anyhow::Result<()> {
         self.heartbeat.abort();
         let state = if complete { "finished" } else { "stopped" };
-        shard::end(&self.dir, &mut self.file, state)?;
+        let taken = self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut f) = taken {
+            shard::end(&self.dir, &mut f, state)?;
+        }
         Ok(())
     }
 
@@ -112,6 +119,12 @@ pub async fn merge_cmd(
     a: MergeArgs,
     cancel: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
+    if a.run_id.trim().is_empty() || a.run_id.contains('/') || a.run_id.contains("..") {
+        bail!(
+            "--run-id `{}` must be non-empty, without `/` or `..`",
+            a.run_id
+        );
+    }
     let mut merged = shard::collect(&a.dirs, &a.run_id, Duration::from_secs(a.stale_after))?;
     let out = a.runs_dir.join(&a.run_id);
     for s in &merged.report.shards {
