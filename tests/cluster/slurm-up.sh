@@ -30,12 +30,14 @@ fi
 
 host=$(hostname -s)
 conf="$dir/slurm.conf"
-cpus=$(nproc)
+# Ports from the directory, so two checkouts' test Slurms on one machine do not collide.
+sum=$(printf '%s' "$dir" | cksum | cut -d' ' -f1)
+port=$(( 20000 + sum % 10000 * 2 ))
 cat >"$conf.new" <<CONF
 ClusterName=mendtest
 SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -60,12 +62,23 @@ MinJobAge=600
 NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=1000 State=UNKNOWN
 PartitionName=mendtest Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 CONF
-# The same configuration: keep the daemons; another one: restart them.
-if [ -f "$conf" ] && cmp -s "$conf" "$conf.new"; then rm "$conf.new"; else mv "$conf.new" "$conf"; fi
 alive() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+# The same configuration: keep the daemons; another one: restart the ones started for DIR.
+if [ -f "$conf" ] && cmp -s "$conf" "$conf.new"; then
+  rm "$conf.new"
+else
+  for d in slurmd slurmctld; do
+    if alive "$d"; then kill "$(cat "$dir/$d.pid")"; sleep 1; fi
+  done
+  mv "$conf.new" "$conf"
+fi
 export SLURM_CONF="$conf"
 if ! alive slurmctld; then slurmctld -f "$conf" -i; fi
 if ! alive slurmd; then slurmd -f "$conf"; fi
+sleep 0.5
+for d in slurmctld slurmd; do
+  alive "$d" || { echo "slurm-up: $d did not stay up (port $port or $((port + 1)) taken?)" >&2; tail -20 "$dir/$d.log" >&2 || true; exit 1; }
+done
 for _ in $(seq 1 100); do
   state=$(sinfo -h -N -o '%T' 2>/dev/null | head -1 || true)
   case "$state" in idle*|mixed*|allocated*) echo "$conf"; exit 0;; esac
