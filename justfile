@@ -35,6 +35,11 @@ bench-llm:
 bench-live *ARGS: setup
     cargo bench -p mend --bench live -- {{ARGS}}
 
+# Sharding overhead on a single-node Slurm (started by the test): per-task start-up, merge
+# time -> target/bench/cluster.json
+bench-cluster: setup
+    cargo test -p mend --test swebench_cluster slurm -- --nocapture
+
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo fmt --all --check

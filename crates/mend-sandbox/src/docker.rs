@@ -1037,10 +1037,18 @@ fn proc_stat(pid: u32) -> Option<(char, String)> {
     Some((state, start))
 }
 
+/// The host part of an owner id: the hostname and the PID namespace. Processes that share
+/// a hostname but not a PID namespace (containers on the host network, e.g. swarm tasks
+/// running mend with the engine socket) cannot judge each other's pids, so each counts the
+/// other's containers as another machine's.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    match std::fs::read_link("/proc/self/ns/pid") {
+        Ok(ns) => format!("{host}/{}", ns.display()),
+        Err(_) => host,
+    }
 }
 
 fn nonce() -> String {
@@ -1094,5 +1102,23 @@ impl<R: std::io::Read> ReadToEndSync for R {
         std::io::Read::read_to_end(self, out)
             .map(|_| ())
             .map_err(SandboxError::io("reading the file archive"))
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_pid_is_judged_only_in_the_pid_namespace_that_owns_it() {
+        // This process is alive; a pid that cannot exist is dead here.
+        assert!(owner_alive(&owner_id()));
+        let host = hostname();
+        assert!(!owner_alive(&format!("999999999:1:{host}")));
+        // The same hostname in another PID namespace (a container on the host network):
+        // its pids mean nothing here, so its containers are left alone.
+        let bare = host.split('/').next().unwrap_or("").to_string();
+        assert!(owner_alive(&format!("999999999:1:{bare}/pid:[1]")));
+        assert!(owner_alive(&format!("999999999:1:{bare}")));
     }
 }

@@ -19,6 +19,7 @@ pub mod offline;
 pub mod parsers;
 pub mod run;
 pub mod script;
+pub mod shard;
 pub mod specs;
 
 pub use dataset::{

@@ -15,6 +15,8 @@ use mend_swebench::{
     OfficialImages, OfflineImages, Outcome, PredictionsSource, Progress, ProgressFn, Specs,
 };
 
+mod cluster;
+
 #[derive(Subcommand)]
 pub enum SwebenchCmd {
     /// Evaluate predictions on SWE-bench instances in Docker, in the official harness's
@@ -41,6 +43,24 @@ pub enum SwebenchCmd {
     /// Summarize a batch run: resolved per repository (when evaluated), cost per resolved
     /// instance, exit statuses. Prints a table and writes runs/<run_id>/report.json.
     Report(ReportArgs),
+    /// Join shard directories (`run --shard I/N`) into one run: predictions.jsonl (official
+    /// format), summary.json, merge.json; with --eval the official report. Missing,
+    /// duplicate and still-running shards are reported and stop the merge (--partial merges
+    /// anyway, recording them).
+    ///
+    /// Example: mend swebench merge runs/r1-shard-* --run-id r1 --eval --dataset verified
+    Merge(Box<cluster::MergeArgs>),
+    /// Write (and with --submit, submit) a Slurm array job: one task per shard, the run's
+    /// budget split per shard, keys from --env-file.
+    ///
+    /// Example: mend swebench slurm --shards 8 --run-id r1 --env-file keys.env --submit -- --dataset verified --model gpt-4o
+    Slurm(Box<cluster::SlurmArgs>),
+    /// Write (and with --submit, create) a Docker Swarm replicated job: one task per shard,
+    /// the node's engine socket mounted, keys as a swarm secret.
+    Swarm(Box<cluster::SwarmArgs>),
+    /// Render a Kubernetes Indexed Job: shards as completions, the node's Docker socket or a
+    /// DinD sidecar, keys from a Secret, a volume for inputs and results.
+    K8s(Box<cluster::K8sArgs>),
 }
 
 /// Where instance images come from.
@@ -184,6 +204,11 @@ pub struct RunArgs {
     pub images: ImageArgs,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// Run shard I of N of the selection (1-based): a deterministic part, balanced by
+    /// repository and expected cost, in <runs-dir>/<run-id>-shard-I-of-N (resumable like any
+    /// run); `merge` joins the shards. --max-total-cost is this shard's budget.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
 }
 
 #[derive(Args)]
@@ -250,6 +275,10 @@ pub async fn run(
         SwebenchCmd::Mine(a) => mine_cmd(*a, stop.clone()).await,
         SwebenchCmd::Run(a) => run_cmd(*a, stop.clone()).await,
         SwebenchCmd::Report(a) => report_cmd(a),
+        SwebenchCmd::Merge(a) => cluster::merge_cmd(*a, stop.clone()).await,
+        SwebenchCmd::Slurm(a) => cluster::slurm_cmd(*a),
+        SwebenchCmd::Swarm(a) => cluster::swarm_cmd(*a),
+        SwebenchCmd::K8s(a) => cluster::k8s_cmd(*a),
     };
     let cancelled = *stop.borrow();
     match result {
@@ -887,6 +916,22 @@ async fn run_cmd(
         .run_id
         .clone()
         .unwrap_or_else(|| default_run_id().replacen("eval-", "run-", 1));
+    let mut select = filter(&a.select);
+    let shard = match &a.shard {
+        Some(spec) => {
+            let selected = select.clone().apply(dataset.clone())?;
+            let s = cluster::start_shard(spec, &run_id, &a.runs_dir, &selected, a.max_total_cost)?;
+            if s.is_empty() {
+                // More shards than instances: this one has nothing to do.
+                s.end(true)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            select = s.filter.clone();
+            Some(s)
+        }
+        None => None,
+    };
+    let run_id = shard.as_ref().map_or(run_id, |s| s.run_id.clone());
     // One model config for every instance; each instance charges its own child ledger.
     let (file_cfg, _) = crate::config::FileConfig::user()?;
     let models: mend_swebench::ModelFactory = match &a.model.replay {
@@ -931,7 +976,7 @@ async fn run_cmd(
     let d = display.clone();
     let opts = mend_swebench::RunOptions {
         dataset: dataset.clone(),
-        filter: filter(&a.select),
+        filter: select.clone(),
         run_id: run_id.clone(),
         out_root: a.runs_dir.clone(),
         model_name: model_name.clone(),
@@ -962,6 +1007,11 @@ async fn run_cmd(
     );
     let result = mend_swebench::run_agent(opts).await;
     display.finish();
+    if let Some(sh) = shard {
+        let complete =
+            matches!(&result, Ok(r) if r.stopped.is_none() && r.summary.done == r.summary.selected);
+        sh.end(complete)?;
+    }
     let result = result?;
     let s = &result.summary;
     eprintln!(
@@ -989,7 +1039,7 @@ async fn run_cmd(
             images,
         );
         opts.specs = specs;
-        opts.filter = filter(&a.select);
+        opts.filter = select;
         opts.workers = a.workers.max(1);
         opts.timeout = Duration::from_secs(a.eval_timeout);
         opts.log_root = result.run_dir.join("logs/run_evaluation");
@@ -1034,8 +1084,8 @@ struct RepoRow {
 
 fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let dir = a.runs_dir.join(&a.run_id);
-    let summary = mend_swebench::read_summary(&dir)
-        .with_context(|| format!("no batch run `{}` in {}", a.run_id, a.runs_dir.display()))?;
+    // A sharded run that is not merged yet is read from its shards, running or not.
+    let summary = cluster::summary_for_report(&a.runs_dir, &a.run_id)?;
     // The evaluation summary `--eval` leaves in the run directory, if any.
     let eval_path = dir.join(format!(
         "{}.{}.json",
