@@ -10,6 +10,7 @@ pub mod scratch;
 pub mod syntax;
 pub mod tools;
 pub mod trajectory;
+pub mod verify;
 pub mod workspace;
 
 pub use agent::{Agent, AgentConfig, Event, Localized, RunOutput, TaskInput};
