@@ -115,6 +115,10 @@ pub enum Event {
         tokens_before: usize,
         tokens_after: usize,
     },
+    /// mend's own checks at a `submit`: what they found, in one line.
+    Checked {
+        summary: String,
+    },
     Finished {
         status: ExitStatus,
     },

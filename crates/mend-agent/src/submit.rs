@@ -138,6 +138,9 @@ impl Agent {
             Err(e) => return (Err(e), None),
         };
         let regs = guard.as_ref().map(|g| g.0.clone()).unwrap_or_default();
+        on_event(Event::Checked {
+            summary: checks_line(traj.verification.as_ref(), guard.as_ref().map(|g| &g.1), &regs),
+        });
         if let Some((regs, after)) = guard.filter(|g| !g.0.is_empty() && state.repairs_left > 0) {
             let rounds_left = state.repairs_left;
             state.repairs_left -= 1;
@@ -409,6 +412,35 @@ fn outcome_word(o: ReproOutcome) -> &'static str {
         ReproOutcome::Reproduces => "exits non-zero (the issue shows)",
         ReproOutcome::TimedOut => "timed out",
     }
+}
+
+/// One line for displays: the reproduction before and after, the guard's tests.
+fn checks_line(v: Option<&Verification>, guard: Option<&RegressionRun>, regs: &[String]) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = v
+        && let (Some(b), Some(a)) = (&v.repro_base, &v.repro_final)
+    {
+        let word = |o: ReproOutcome| match o {
+            ReproOutcome::Fixed => "passes",
+            ReproOutcome::Reproduces => "fails",
+            ReproOutcome::TimedOut => "times out",
+        };
+        parts.push(format!(
+            "reproduction {} before the change, {} after",
+            word(b.outcome),
+            word(a.outcome)
+        ));
+    }
+    match guard {
+        Some(g) => parts.push(format!(
+            "{} related tests run before and after, {} regression{}",
+            g.tests.len(),
+            regs.len(),
+            if regs.len() == 1 { "" } else { "s" }
+        )),
+        None => parts.push("no related tests to guard with".into()),
+    }
+    parts.join("; ")
 }
 
 fn record_check(

@@ -11,7 +11,7 @@ use mend_index::Index;
 use mend_sandbox::{Exec, Sandbox, SandboxError, Termination};
 use serde::{Deserialize, Serialize};
 
-use crate::condense::{clip, condense_test_output};
+use crate::condense::condense_test_output;
 
 /// Where the agent writes its reproduction (repository root). The prompts ask for it by this
 /// name; `scratch` leaves it out of the patch.

@@ -258,7 +258,9 @@ pub async fn run(
         ..Default::default()
     };
     // A replay condenses where the recorded run did: with its prompt budget, and checks
-    // as the recorded run made them (none for recordings made before they existed).
+    // as the recorded run made them (none for trajectories made before they existed). A
+    // bare recording of exchanges (the demo's) says nothing of them: checks on, no review
+    // (the checks ask the model nothing unless they find something).
     if let Some(path) = args.model.replay.as_deref() {
         match Trajectory::load(path) {
             Ok(t) => {
@@ -269,7 +271,11 @@ pub async fn run(
                     (v, _) => *v = None,
                 }
             }
-            Err(_) => config.verify = None,
+            Err(_) => {
+                if let Some(v) = config.verify.as_mut() {
+                    v.review = false;
+                }
+            }
         }
     }
     let agent = Agent {
@@ -339,6 +345,7 @@ pub async fn run(
         } => eprintln!(
             "  condensed the conversation ({stage}): {tokens_before} -> {tokens_after} tokens"
         ),
+        Event::Checked { summary } => eprintln!("checks: {summary}"),
         Event::Finished { .. } => {}
     };
     let out = agent.run(toolbox, task, &writer, stop, &on_event).await;
