@@ -331,11 +331,13 @@ fn changed_lines(patch: &str) -> Vec<(String, Vec<u32>)> {
                 .map(|(a, _)| a.trim_start_matches("a/").trim_matches('"').to_string())
                 .unwrap_or_default();
             out.push((path, vec![]));
-        } else if line.starts_with("--- /dev/null") {
-            // A new file: nothing old to point at.
-            out.pop();
+        } else if line.starts_with("--- /dev/null") && !in_hunk {
+            // A new file: nothing old to point at (its hunks are skipped below).
+            if let Some(last) = out.last_mut() {
+                last.0.clear();
+            }
         } else if let Some(h) = line.strip_prefix("@@ -") {
-            in_hunk = out.last().is_some();
+            in_hunk = out.last().is_some_and(|(p, _)| !p.is_empty());
             old_line = h
                 .split([',', ' '])
                 .next()

@@ -84,9 +84,19 @@ impl TestSuite for RepoSuite {
     }
 
     fn parse(&self, log: &str) -> BTreeMap<String, TestVerdict> {
-        self.parser
-            .parse(log)
-            .into_iter()
+        let map = self.parser.parse(log);
+        // unittest's `FAIL: name (module.Class.name)` header also gives the bare name (an
+        // official parser quirk kept for grading); the guard counts each test once.
+        let bare_dup = |k: &str| {
+            !k.contains(' ')
+                && map
+                    .range(format!("{k} (")..)
+                    .next()
+                    .is_some_and(|(n, _)| n.starts_with(&format!("{k} (")))
+        };
+        map.iter()
+            .filter(|(k, _)| !bare_dup(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .filter_map(|(k, v)| {
                 let v = match v {
                     TestStatus::Passed | TestStatus::Xfail => TestVerdict::Passed,
@@ -145,7 +155,7 @@ mod tests {
         assert_eq!(v["tests/test_b.py::test_three"], TestVerdict::Failed);
         assert_eq!(v["tests/test_a.py::test_four"], TestVerdict::Passed);
         let ut = RepoSuite::for_command("python -m unittest").unwrap();
-        let log = "test_x (tests.test_a.T.test_x) ... ok\ntest_y (tests.test_a.T.test_y) ... FAIL\n";
+        let log = "test_x (tests.test_a.T.test_x) ... ok\ntest_y (tests.test_a.T.test_y) ... FAIL\n\nFAIL: test_y (tests.test_a.T.test_y)\n";
         let v = ut.parse(log);
         assert_eq!(v.values().filter(|v| **v == TestVerdict::Passed).count(), 1, "{v:?}");
         assert_eq!(v.values().filter(|v| **v == TestVerdict::Failed).count(), 1, "{v:?}");

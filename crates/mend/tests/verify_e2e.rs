@@ -184,7 +184,7 @@ async fn a_failure_that_was_there_before_does_not_use_up_repair_rounds() {
         "{}",
         feedback[1]
     );
-    let traj = run.trajectory.unwrap();
+    let traj = run.trajectory.clone().unwrap();
     assert_eq!(
         traj["exit_status"]["detail"]["tests"], "only_preexisting_failures",
         "{}",
@@ -382,8 +382,11 @@ async fn swebench_regression_caught_repaired_and_the_review_confirms() {
         patch.contains("+    return size * abs(factor)") && !patch.contains("reproduce_issue"),
         "{patch}"
     );
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["total"]["resolved"], 1, "{report}");
+    // The official tests (FAIL_TO_PASS and the PASS_TO_PASS test the first fix broke) pass.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resolved 1/1"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(run_containers(&run_id), 0, "containers left behind");
 }
