@@ -36,6 +36,10 @@ impl RepoSuite {
     /// summary) or unittest (whose verbose lines Django's parser reads). `None` for any
     /// other command, whose output mend cannot read test by test.
     pub fn for_command(cmd: &str) -> Option<Self> {
+        // One plain command only: a shell line is not taken apart and re-run in pieces.
+        if cmd.contains([';', '&', '|', '<', '>', '`', '$', '\n']) {
+            return None;
+        }
         let words: Vec<&str> = cmd.split_whitespace().collect();
         if words.iter().any(|w| *w == "pytest" || w.ends_with("/pytest")) {
             let test_cmd = if words.contains(&"-rA") {
@@ -143,6 +147,7 @@ mod tests {
         let ut = RepoSuite::for_command("python3 -m unittest discover -v").unwrap();
         assert_eq!(ut.command(&["tests/test_a.py".into()]), "python3 -m unittest -v tests/test_a.py");
         assert!(RepoSuite::for_command("make test").is_none());
+        assert!(RepoSuite::for_command("echo x; touch y; python3 -m unittest -q").is_none());
     }
 
     #[test]

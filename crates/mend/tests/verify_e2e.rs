@@ -82,6 +82,7 @@ async fn reproduction_before_and_after_and_a_revising_review() {
     assert!(!patch.contains("reproduce_issue.py"), "{patch}");
     let traj = run.trajectory.clone().unwrap();
     let v = verification(&traj);
+    eprintln!("checks took {} ms", v["ms"]);
     assert_eq!(v["reproduction"]["path"], "reproduce_issue.py");
     assert_eq!(v["repro_base"]["outcome"], "reproduces", "{v}");
     assert!(
@@ -200,6 +201,7 @@ async fn a_failure_that_was_there_before_does_not_use_up_repair_rounds() {
         run.stderr()
     );
     let v = verification(&traj);
+    eprintln!("checks took {} ms", v["ms"]);
     let old: Vec<&str> = v["preexisting_failures"]
         .as_array()
         .unwrap()
@@ -291,15 +293,19 @@ async fn swebench_regression_caught_repaired_and_the_review_confirms() {
     let work = tempfile::tempdir().unwrap();
     let (image, commit) = build_shapes_image(work.path());
     let id = "mendtest__shapes-1";
-    let test_patch = "diff --git a/tests/test_sign.py b/tests/test_sign.py\nnew file mode 100644\n--- /dev/null\n+++ b/tests/test_sign.py\n@@ -0,0 +1,7 @@\n+import unittest\n+from shapes import scale\n+\n+\n+class Sign(unittest.TestCase):\n+    def test_negative_factor(self):\n+        self.assertEqual(scale(2, -3), 6)\n";
+    // The official test patch adds a test to the file the guard runs, so the PASS_TO_PASS
+    // test the first fix broke is graded too.
+    let test_patch = "diff --git a/tests/test_shapes.py b/tests/test_shapes.py\n--- a/tests/test_shapes.py\n+++ b/tests/test_shapes.py\n@@ -12,3 +12,6 @@ class Shapes(unittest.TestCase):\n \n     def test_area(self):\n         self.assertEqual(area(2, 3), 6)\n+\n+    def test_negative_factor(self):\n+        self.assertEqual(scale(2, -3), 6)\n";
     std::fs::write(
         work.path().join("instances.jsonl"),
         json!({
             "instance_id": id, "repo": "mendtest/shapes", "base_commit": commit, "version": "0.1",
             "patch": SHAPES_GOLD, "test_patch": test_patch,
             "problem_statement": "scale(2, -3) returns -6, but the docstring says the factor's sign is ignored; it should return 6.",
-            "FAIL_TO_PASS": ["test_negative_factor (tests.test_sign.Sign.test_negative_factor)"],
-            "PASS_TO_PASS": ["test_a_negative_size_stays_negative (tests.test_shapes.Shapes.test_a_negative_size_stays_negative)"],
+            "FAIL_TO_PASS": ["test_negative_factor (tests.test_shapes.Shapes.test_negative_factor)"],
+            "PASS_TO_PASS": ["test_scale (tests.test_shapes.Shapes.test_scale)",
+                             "test_a_negative_size_stays_negative (tests.test_shapes.Shapes.test_a_negative_size_stays_negative)",
+                             "test_area (tests.test_shapes.Shapes.test_area)"],
         })
         .to_string()
             + "\n",
@@ -345,6 +351,7 @@ async fn swebench_regression_caught_repaired_and_the_review_confirms() {
     )
     .unwrap();
     let v = verification(&traj);
+    eprintln!("checks took {} ms", v["ms"]);
     assert_eq!(
         v["regression_set"]["files"][0]["path"], "tests/test_shapes.py",
         "{v}"
