@@ -225,8 +225,9 @@ pub fn related_tests(index: &Index, patch: &str, max_files: usize) -> Regression
         for &line in lines {
             let mut unit = index.enclosing_unit(path, line);
             while let Some(s) = unit {
-                // Dunder methods are too common a name to say anything.
-                if !s.name.starts_with("__") {
+                // Dunder methods are too common a name to say anything; the module itself
+                // is matched by its imports.
+                if !s.name.starts_with("__") && s.kind != mend_index::SymbolKind::Module {
                     symbols.insert(s.name.clone());
                 }
                 unit = s.parent.map(|p| &index.symbols()[p]);
@@ -235,7 +236,11 @@ pub fn related_tests(index: &Index, patch: &str, max_files: usize) -> Regression
     }
     let mut scored: Vec<RelatedTest> = Vec::new();
     for f in index.files() {
-        if !f.is_test || f.language != "python" || changed_files.contains(f.path.as_str()) {
+        if !f.is_test
+            || f.language != "python"
+            || !is_test_module(&f.path)
+            || changed_files.contains(f.path.as_str())
+        {
             continue;
         }
         let mut score = 0u32;
@@ -291,12 +296,18 @@ pub fn related_tests(index: &Index, patch: &str, max_files: usize) -> Regression
     scored.truncate(max_files);
     RegressionSet {
         files: scored,
-        changed: modules
-            .into_iter()
-            .map(|(m, _)| m)
-            .chain(symbols)
-            .collect(),
+        changed: modules.into_iter().map(|(m, _)| m).chain(symbols).collect(),
     }
+}
+
+/// A file a test runner collects (a helper module under `tests/` is not one).
+fn is_test_module(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.strip_suffix(".py").unwrap_or(name);
+    stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_tests")
+        || stem == "tests"
 }
 
 /// A relative import (`.stats`, `..core`) made absolute from the importing module.
@@ -427,7 +438,9 @@ where
     let file = format!("/tmp/.mend-verify-{}-{nanos}.patch", std::process::id());
     // Outside the repository, so through a shell (the file API stays under the root).
     let put = sb
-        .exec(&Exec::new(["sh", "-c", "cat > \"$1\"", "sh", &file]).stdin(patch.as_bytes().to_vec()))
+        .exec(
+            &Exec::new(["sh", "-c", "cat > \"$1\"", "sh", &file]).stdin(patch.as_bytes().to_vec()),
+        )
         .await?;
     if !put.success() {
         return Err(SandboxError::Engine {
@@ -577,7 +590,10 @@ mod tests {
     #[test]
     fn changed_lines_follow_the_old_side() {
         let patch = "diff --git a/pkg/a.py b/pkg/a.py\n--- a/pkg/a.py\n+++ b/pkg/a.py\n@@ -10,3 +10,3 @@ def f():\n     x = 1\n-    y = 2\n+    y = 3\n     z = 4\ndiff --git a/new.py b/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/new.py\n@@ -0,0 +1 @@\n+x\n";
-        assert_eq!(changed_lines(patch), vec![("pkg/a.py".into(), vec![11, 11])]);
+        assert_eq!(
+            changed_lines(patch),
+            vec![("pkg/a.py".into(), vec![11, 11])]
+        );
     }
 
     #[test]
@@ -600,7 +616,10 @@ mod tests {
     #[test]
     fn a_regression_passed_before_and_fails_or_vanishes_after() {
         use TestVerdict::*;
-        let base = run(&[("a", Passed), ("b", Failed), ("c", Passed), ("d", Passed)], false);
+        let base = run(
+            &[("a", Passed), ("b", Failed), ("c", Passed), ("d", Passed)],
+            false,
+        );
         let after = run(&[("a", Failed), ("b", Failed), ("c", Passed)], false);
         assert_eq!(regressions(&base, &after), vec!["a", "d"]);
         // A run cut at its timeout says nothing of the tests it did not reach.
@@ -638,13 +657,24 @@ mod tests {
             use_cache: false,
             ..Default::default()
         };
+        w(
+            "tests/helpers.py",
+            "from pkg.stats import word_count\n\nWORDS = word_count('a b')\n",
+        );
         let ix = Index::from_worktree(d.path(), &opts).unwrap();
         let patch = "diff --git a/pkg/stats.py b/pkg/stats.py\n--- a/pkg/stats.py\n+++ b/pkg/stats.py\n@@ -1,2 +1,2 @@\n def word_count(text):\n-    return len(text.split(' '))\n+    return len(text.split())\n";
         let set = related_tests(&ix, patch, 8);
         let paths = set.paths();
-        assert_eq!(paths, vec!["tests/test_stats.py", "tests/test_api.py"], "{set:?}");
+        assert_eq!(
+            paths,
+            vec!["tests/test_stats.py", "tests/test_api.py"],
+            "{set:?}"
+        );
         assert!(set.changed.contains(&"word_count".to_string()), "{set:?}");
-        assert_eq!(related_tests(&ix, patch, 1).paths(), vec!["tests/test_stats.py"]);
+        assert_eq!(
+            related_tests(&ix, patch, 1).paths(),
+            vec!["tests/test_stats.py"]
+        );
         assert!(related_tests(&ix, "", 8).is_empty());
     }
 }
