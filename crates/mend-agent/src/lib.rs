@@ -7,9 +7,11 @@ pub mod deliver;
 pub mod edit;
 pub mod prompts;
 pub mod scratch;
+mod submit;
 pub mod syntax;
 pub mod tools;
 pub mod trajectory;
+pub mod verify;
 pub mod workspace;
 
 pub use agent::{Agent, AgentConfig, Event, Localized, RunOutput, TaskInput};
@@ -19,3 +21,4 @@ pub use prompts::{Prompts, TemplateVersion};
 pub use scratch::LeftOut;
 pub use tools::{TestRun, ToolResult, Toolbox};
 pub use trajectory::{ExitStatus, TestsOutcome, Trajectory};
+pub use verify::{TestSuite, VerifyConfig};

@@ -21,6 +21,7 @@ pub mod run;
 pub mod script;
 pub mod shard;
 pub mod specs;
+pub mod suite;
 
 pub use dataset::{
     Filter, Instance, Prediction, check_gradable, gold_predictions, load_instances,

@@ -663,10 +663,19 @@ async fn drive_instance(
     }
     let ledger = ctx.batch.child(id.clone(), opts.instance_limits);
     let model = (opts.models)(inst, ledger).map_err(SwebenchError::Invalid)?;
+    let mut config = opts.agent.clone();
+    // The regression guard reads this repository's tests with its own log parser.
+    if let Some(v) = config.verify.as_mut()
+        && v.suite.is_none()
+    {
+        v.suite = crate::suite::RepoSuite::for_instance(&opts.specs, &inst.repo, &inst.version)
+            .ok()
+            .map(|s| Arc::new(s) as Arc<dyn mend_agent::TestSuite>);
+    }
     let agent = Agent {
         model,
         prompts: opts.prompts.clone(),
-        config: opts.agent.clone(),
+        config,
     };
     // An issue too big for the model's window is refused before any container starts.
     agent

@@ -101,6 +101,8 @@ pub async fn run(
         trajectory: Some(dir.join("demo.traj.json")),
         github_api: None,
         network: false,
+        review: false,
+        no_checks: false,
     };
     let code = crate::fix::run(fix, stop).await?;
     if let Ok(patch) = std::fs::read_to_string(dir.join("fix.patch")) {
