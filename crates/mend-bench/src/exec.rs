@@ -11,8 +11,10 @@ use crate::BenchError;
 use crate::dataset::{Check, Code, Problem};
 
 const HARNESS: &str = include_str!("assets/harness.py");
-/// Where the samples' directories live in a worker's container.
-const WORK: &str = "/work";
+/// Where the samples' directories live in a worker's container: the sandbox's root, which
+/// must exist in the image before the sandbox starts (mend's base image has it, owned by
+/// the non-root user).
+const WORK: &str = "/repo";
 
 /// Limits for every sample.
 #[derive(Debug, Clone)]
