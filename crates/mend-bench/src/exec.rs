@@ -83,8 +83,7 @@ impl Worker {
         cfg.memory_bytes = Some(limits.memory_bytes + (256 << 20));
         cfg.pids_limit = Some(limits.pids);
         cfg.nano_cpus = Some((limits.cpus * 1e9) as i64);
-        cfg.labels
-            .insert("dev.mend.bench".into(), "passk".into());
+        cfg.labels.insert("dev.mend.bench".into(), "passk".into());
         let sandbox = DockerSandbox::start(engine, cfg).await?;
         let worker = Worker {
             sandbox,

@@ -260,7 +260,9 @@ mod tests {
             prefix: "def add(a, b):\n    \"\"\"Add.\"\"\"\n".into(),
             entry_point: Some("add".into()),
             canonical: None,
-            check: Check::Script { test: String::new() },
+            check: Check::Script {
+                test: String::new(),
+            },
             preamble: String::new(),
         }
     }
@@ -268,13 +270,21 @@ mod tests {
     #[test]
     fn completions_stop_at_the_next_top_level_statement() {
         let p = problem();
-        let c = extract(&p, PromptStyle::Completion, "    return a + b\n\nprint(add(1, 2))\n");
+        let c = extract(
+            &p,
+            PromptStyle::Completion,
+            "    return a + b\n\nprint(add(1, 2))\n",
+        );
         assert_eq!(c, Code::Completion("    return a + b\n\n".into()));
         // Fenced, first line unindented.
         let c = extract(&p, PromptStyle::Completion, "```python\nreturn a + b\n```");
         assert_eq!(c, Code::Completion("    return a + b\n".into()));
         // The whole function repeated: a solution.
-        let c = extract(&p, PromptStyle::Completion, "def add(a, b):\n    return a + b\n");
+        let c = extract(
+            &p,
+            PromptStyle::Completion,
+            "def add(a, b):\n    return a + b\n",
+        );
         assert!(matches!(c, Code::Solution(_)));
     }
 

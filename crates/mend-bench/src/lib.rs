@@ -16,7 +16,9 @@ mod passk;
 
 pub use dataset::{Benchmark, Check, Code, Problem, load};
 pub use error::BenchError;
-pub use eval::{EvalOptions, Progress, ProblemScore, Report, Sample, evaluate, read_samples, results_path};
+pub use eval::{
+    EvalOptions, ProblemScore, Progress, Report, Sample, evaluate, read_samples, results_path,
+};
 pub use exec::{Limits, Verdict, Worker};
 pub use generate::{GenStats, PromptStyle, extract, generate, messages};
 pub use passk::pass_at_k;

@@ -10,7 +10,9 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> Option<f64> {
         return Some(1.0);
     }
     // C(n-c, k) / C(n, k) = prod_{i=n-c+1}^{n} (1 - k / i)
-    let ratio: f64 = ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product();
+    let ratio: f64 = ((n - c + 1)..=n)
+        .map(|i| 1.0 - k as f64 / i as f64)
+        .product();
     Some(1.0 - ratio)
 }
 
@@ -36,7 +38,10 @@ mod tests {
                 for k in 1..=n {
                     let got = pass_at_k(n, c, k).unwrap();
                     let want = by_binomials(n as u64, c as u64, k as u64);
-                    assert!((got - want).abs() < 1e-9, "n={n} c={c} k={k}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() < 1e-9,
+                        "n={n} c={c} k={k}: {got} vs {want}"
+                    );
                 }
             }
         }

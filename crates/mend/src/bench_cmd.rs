@@ -89,11 +89,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.limit {
         problems.truncate(n);
     }
-    eprintln!("{}: {} problems from {}", bench.name(), problems.len(), args.problems.display());
+    eprintln!(
+        "{}: {} problems from {}",
+        bench.name(),
+        problems.len(),
+        args.problems.display()
+    );
 
-    let wants_model = args.model.model.is_some()
-        || args.model.base_url.is_some()
-        || args.model.replay.is_some();
+    let wants_model =
+        args.model.model.is_some() || args.model.base_url.is_some() || args.model.replay.is_some();
     let samples = match (&args.samples, wants_model) {
         (Some(s), _) => s.clone(),
         (None, true) => args.out.join("samples.jsonl"),
@@ -198,7 +202,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     for (kind, n) in &report.failures {
         println!("  failed, {kind}: {n}");
     }
-    println!("results: {}\nreport: {}", results.display(), report_path.display());
+    println!(
+        "results: {}\nreport: {}",
+        results.display(),
+        report_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -223,6 +231,9 @@ async fn build_model(args: &BenchArgs) -> anyhow::Result<Arc<dyn Model>> {
     }
     let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
     let source = model.discover_context().await;
-    eprintln!("context window: {} tokens, {source}", model.context_window());
+    eprintln!(
+        "context window: {} tokens, {source}",
+        model.context_window()
+    );
     Ok(Arc::new(model))
 }

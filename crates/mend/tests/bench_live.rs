@@ -23,18 +23,36 @@ fn humaneval_file() -> PathBuf {
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(out.status.success(), "{} failed; see above", script.display());
+    assert!(
+        out.status.success(),
+        "{} failed; see above",
+        script.display()
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     PathBuf::from(text.lines().last().unwrap_or("").trim())
 }
 
-fn bench(config: &Path, problems: &Path, out: &Path, style: &str) -> (std::process::Output, String) {
+fn bench(
+    config: &Path,
+    problems: &Path,
+    out: &Path,
+    style: &str,
+) -> (std::process::Output, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_mend"))
         .args(["bench", "humaneval", "--problems"])
         .arg(problems)
         .arg("--out")
         .arg(out)
-        .args(["--prompt-style", style, "--limit", &PROBLEMS.to_string(), "-n", "1", "-k", "1"])
+        .args([
+            "--prompt-style",
+            style,
+            "--limit",
+            &PROBLEMS.to_string(),
+            "-n",
+            "1",
+            "-k",
+            "1",
+        ])
         .args(["--temperature", "0", "--workers", "1"])
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
@@ -63,27 +81,47 @@ fn smollm2_samples_humaneval_and_gets_scored_in_the_sandbox() {
         let (run, stdout) = bench(config.path(), &problems, &out, style);
         let stderr = String::from_utf8_lossy(&run.stderr);
         eprintln!("--- {style} ---\n{stdout}{stderr}");
-        assert!(run.status.success(), "mend bench failed:\n{stderr}\n{}", server.log_tail());
+        assert!(
+            run.status.success(),
+            "mend bench failed:\n{stderr}\n{}",
+            server.log_tail()
+        );
         assert!(stdout.contains("pass@1:"), "{stdout}");
         let results = std::fs::read_to_string(out.join("samples.jsonl_results.jsonl")).unwrap();
-        let lines: Vec<Value> = results.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = results
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), PROBLEMS);
         for l in &lines {
             let r = l["result"].as_str().unwrap_or_default();
-            assert!(r == "passed" || r == "timed out" || r.starts_with("failed: "), "{r}");
-            let key = if style == "chat" { "solution" } else { "completion" };
+            assert!(
+                r == "passed" || r == "timed out" || r.starts_with("failed: "),
+                "{r}"
+            );
+            let key = if style == "chat" {
+                "solution"
+            } else {
+                "completion"
+            };
             assert!(l.get(key).is_some() || l.get("solution").is_some(), "{l}");
         }
         let report: Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-        let p1 = report["pass_at_k"]["pass@1"].as_f64().expect("pass@1 in the report");
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        let p1 = report["pass_at_k"]["pass@1"]
+            .as_f64()
+            .expect("pass@1 in the report");
         assert!((0.0..=1.0).contains(&p1));
 
         // A rerun finds every sample and every verdict: no model call, nothing checked.
         let (again, stdout) = bench(config.path(), &problems, &out, style);
         let stderr = String::from_utf8_lossy(&again.stderr);
         assert!(again.status.success(), "{stderr}");
-        assert!(stderr.contains(&format!("sampled 0 ({PROBLEMS} were already there)")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("sampled 0 ({PROBLEMS} were already there)")),
+            "{stderr}"
+        );
         assert!(stdout.contains("(0 checked now"), "{stdout}");
     }
 }

@@ -210,6 +210,12 @@ pub fn humaneval_venv() -> (PathBuf, PathBuf) {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let data = PathBuf::from(stdout.lines().last().unwrap_or("").trim());
-    assert!(data.is_file(), "venv.sh printed no HumanEval file: {stdout}");
-    (data, target.join("humaneval-venv/bin/evaluate_functional_correctness"))
+    assert!(
+        data.is_file(),
+        "venv.sh printed no HumanEval file: {stdout}"
+    );
+    (
+        data,
+        target.join("humaneval-venv/bin/evaluate_functional_correctness"),
+    )
 }
