@@ -122,7 +122,7 @@ fn main() {
     let agree = problems
         .iter()
         .filter(|p| {
-            mend_passed.get(&p.task_id).is_some()
+            mend_passed.contains_key(&p.task_id)
                 && mend_passed.get(&p.task_id) == ref_passed.get(&p.task_id)
         })
         .count();

@@ -154,10 +154,12 @@ pub async fn evaluate(
     }
     if !todo.is_empty() {
         let workers = opts.workers.clamp(1, todo.len());
-        let mut started_workers = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            started_workers.push(Worker::start(engine, image, opts.limits.clone()).await?);
-        }
+        // Containers start together (each takes about a second); one that fails removes the
+        // others as they drop.
+        let started_workers = futures_util::future::try_join_all(
+            (0..workers).map(|_| Worker::start(engine, image, opts.limits.clone())),
+        )
+        .await?;
         let queue = Mutex::new(todo.into_iter());
         let out = Mutex::new(
             std::fs::OpenOptions::new()

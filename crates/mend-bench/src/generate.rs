@@ -77,7 +77,7 @@ pub fn extract(problem: &Problem, style: PromptStyle, reply: &str) -> Code {
             let body = fenced_blocks(reply)
                 .into_iter()
                 .next()
-                .unwrap_or_else(|| reply.to_string());
+                .unwrap_or_else(|| without_fences(reply));
             // A model that repeated the signature wrote a whole function.
             if let Some(entry) = &problem.entry_point
                 && body.contains(&format!("def {entry}("))
@@ -94,7 +94,7 @@ pub fn extract(problem: &Problem, style: PromptStyle, reply: &str) -> Code {
                 .and_then(|e| blocks.iter().find(|b| b.contains(&format!("def {e}("))))
                 .or(blocks.first())
                 .cloned();
-            Code::Solution(pick.unwrap_or_else(|| reply.to_string()))
+            Code::Solution(pick.unwrap_or_else(|| without_fences(reply)))
         }
     }
 }
@@ -128,6 +128,15 @@ fn fenced_blocks(text: &str) -> Vec<String> {
         out.push(lines.join("\n") + "\n");
     }
     out
+}
+
+/// A reply with no complete fenced block, less any stray fence line (a closing ``` with no
+/// opening one is common in small models' replies).
+fn without_fences(reply: &str) -> String {
+    reply
+        .split_inclusive('\n')
+        .filter(|l| !l.trim_start().starts_with("```"))
+        .collect()
 }
 
 /// Cut a completion where the function body ends: at the first non-blank line that starts
@@ -299,6 +308,15 @@ mod tests {
         assert_eq!(
             extract(&p, PromptStyle::Chat, "```\nx = 1"),
             Code::Solution("x = 1\n".into())
+        );
+        // A closing fence with no opening one.
+        assert_eq!(
+            extract(
+                &p,
+                PromptStyle::Chat,
+                "def add(a, b):\n    return a + b\n```"
+            ),
+            Code::Solution("def add(a, b):\n    return a + b\n".into())
         );
     }
 }

@@ -148,12 +148,15 @@ async fn misbehaving_samples_are_stopped_and_fail_with_their_reason() {
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 }
 
+/// Wrong samples: (task_id, the sample's code fields).
+type Wrong = Vec<(&'static str, Value)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_benchmarks_reference_solutions_pass_and_wrong_ones_fail() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // (benchmark, file, wrong sample per task)
-    let sets: Vec<(Benchmark, std::path::PathBuf, Vec<(&str, Value)>)> = vec![
+    let sets: Vec<(Benchmark, std::path::PathBuf, Wrong)> = vec![
         (
             Benchmark::HumanEval,
             support::humaneval_small(d),

@@ -44,9 +44,10 @@ pub struct BenchArgs {
     /// in flight.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Seconds for one sample's tests (per test case for livecodebench and apps).
-    #[arg(long, default_value_t = 3.0)]
-    pub timeout: f64,
+    /// Seconds for one sample's tests (per test case for livecodebench and apps; `--timeout`
+    /// is the model's).
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub sample_timeout: f64,
     /// Memory per sample, MiB.
     #[arg(long, default_value_t = 1024)]
     pub memory_mb: i64,
@@ -79,8 +80,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.k.contains(&0) {
         bail!("-k takes positive numbers (pass@1, pass@10, ...)");
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        bail!("--timeout must be a positive number of seconds");
+    if !(args.sample_timeout.is_finite() && args.sample_timeout > 0.0) {
+        bail!("--sample-timeout must be a positive number of seconds");
     }
     if args.samples_per_problem == 0 {
         bail!("-n must be at least 1");
@@ -96,17 +97,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.problems.display()
     );
 
-    let wants_model =
-        args.model.model.is_some() || args.model.base_url.is_some() || args.model.replay.is_some();
+    // A model named on the command line samples; so does mend.toml's `[model]` when no
+    // samples file is given (with one, that file is evaluated as it is).
+    let (file, _) = crate::config::FileConfig::user()?;
+    let wants_model = args.model.model.is_some()
+        || args.model.base_url.is_some()
+        || args.model.replay.is_some()
+        || (args.samples.is_none() && file.model.is_some());
     let samples = match (&args.samples, wants_model) {
         (Some(s), _) => s.clone(),
         (None, true) => args.out.join("samples.jsonl"),
         (None, false) => bail!(
-            "nothing to evaluate: give --samples FILE, or a model (--model/--base-url) to sample from"
+            "nothing to evaluate: give --samples FILE, or a model (--model/--base-url, or \
+             [model] in mend.toml) to sample from"
         ),
     };
     if wants_model {
-        let model = build_model(&args).await?;
+        let model = build_model(&args, file.model.as_ref()).await?;
         let style = if args.prompt_style == "completion" {
             PromptStyle::Completion
         } else {
@@ -160,7 +167,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let opts = EvalOptions {
         workers: args.workers,
         limits: Limits {
-            timeout: Duration::from_secs_f64(args.timeout),
+            timeout: Duration::from_secs_f64(args.sample_timeout),
             memory_bytes: args.memory_mb << 20,
             ..Limits::default()
         },
@@ -211,17 +218,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The model layer as `mend fix` uses it, with the sampling temperature and the run's budget.
-async fn build_model(args: &BenchArgs) -> anyhow::Result<Arc<dyn Model>> {
+async fn build_model(
+    args: &BenchArgs,
+    file: Option<&mend_llm::ModelConfig>,
+) -> anyhow::Result<Arc<dyn Model>> {
     let limits = mend_llm::Limits {
         max_cost_usd: args.max_cost,
         max_calls: args.max_calls,
         max_tokens: None,
     };
-    let (file, _) = crate::config::FileConfig::user()?;
     if args.model.replay.is_some() {
-        return crate::model::build(&args.model, file.model.as_ref(), limits).await;
+        return crate::model::build(&args.model, file, limits).await;
     }
-    let mut cfg = crate::model::config(&args.model, file.model.as_ref())?;
+    let mut cfg = crate::model::config(&args.model, file)?;
     cfg.limits = crate::model::merge_limits(cfg.limits, limits);
     if let Some(t) = args.temperature {
         if !(0.0..=2.0).contains(&t) {
