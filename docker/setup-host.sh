@@ -12,6 +12,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v flock >/dev/null 2>&1 || need+=(util-linux)
+# `mend view`'s browser tests: headless Chromium, and a font for its screenshots.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 fi

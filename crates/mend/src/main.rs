@@ -10,6 +10,7 @@ mod issue;
 mod model;
 mod sandbox_cmd;
 mod swebench_cmd;
+mod view_cmd;
 
 use std::process::ExitCode;
 
@@ -65,6 +66,16 @@ enum Command {
     /// does, report, and mine instances from fix commits.
     #[command(subcommand)]
     Swebench(swebench_cmd::SwebenchCmd),
+    /// Look at runs and trajectories in the browser: a batch run's results per repository,
+    /// each instance's steps, edits, tests and evaluation, two runs side by side.
+    ///
+    /// Examples:
+    ///   mend view runs/                 # every run, and compare two
+    ///   mend view runs/run-20261201 --open
+    ///   mend view fix.traj.json
+    ///   mend view runs/ --export site/  # static pages, no server needed
+    #[command(verbatim_doc_comment)]
+    View(view_cmd::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -274,5 +285,6 @@ async fn run(cmd: Command, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::
         Command::Index(a) => index_cmd::index(a).await,
         Command::Locate(a) => index_cmd::locate(a).await,
         Command::Swebench(c) => swebench_cmd::run(c, stop).await,
+        Command::View(a) => view_cmd::run(a).await,
     }
 }
