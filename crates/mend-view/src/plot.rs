@@ -119,7 +119,7 @@ pub fn histogram(title: &str, values: &[f64], bins: usize, fmt: &dyn Fn(f64) -> 
         s,
         "<line class=\"axis\" x1=\"{pad}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\"/>\
          <text x=\"{pad}\" y=\"{ty}\">{}</text><text x=\"{x2}\" y=\"{ty}\" text-anchor=\"end\">{}</text>\
-         <text x=\"{pad}\" y=\"14\">{} max {}</text></svg>",
+         <text x=\"{pad}\" y=\"14\">{} instances; tallest bar {}</text></svg>",
         escape(&fmt(lo)),
         escape(&fmt(hi)),
         values.len(),

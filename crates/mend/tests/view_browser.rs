@@ -132,7 +132,7 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     let ev = from_id(&dom, "evaluation");
     assert!(ev.contains("badge ok\">resolved"));
     assert!(from_id(&dom, "fail-to-pass").contains("✓ test_zero (tests.test_more.More.test_zero)"));
-    assert!(from_id(&dom, "pass-to-pass").contains("✓ test_one (tests.test_base.Base.test_one)"));
+    assert!(from_id(&dom, "pass-to-pass").contains("✓ test_one (tests.test_more.More.test_one)"));
     assert!(from_id(&dom, "test-output").contains("Ran 2 tests"), "the eval's test log");
     browser.screenshot(&inst_url, "instance.png", "1280,2000");
 

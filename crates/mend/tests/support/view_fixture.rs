@@ -25,7 +25,7 @@ const SPECS: &str = r#"{"repos": {
   "mendtest/calc": {"log_parser": "django", "versions": {"0.1": {"python": "3.11", "test_cmd": "python3 -m unittest -v", "activate": []}}},
   "mendtest/numbers": {"log_parser": "django", "versions": {"0.1": {"python": "3.11", "test_cmd": "python3 -m unittest -v", "activate": []}}}}}"#;
 const GOLD: &str = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n";
-const TEST_PATCH: &str = "diff --git a/tests/test_more.py b/tests/test_more.py\nnew file mode 100644\n--- /dev/null\n+++ b/tests/test_more.py\n@@ -0,0 +1,7 @@\n+import unittest\n+from calc import add\n+\n+\n+class More(unittest.TestCase):\n+    def test_zero(self):\n+        self.assertEqual(add(0, 2), 2)\n";
+const TEST_PATCH: &str = "diff --git a/tests/test_more.py b/tests/test_more.py\nnew file mode 100644\n--- /dev/null\n+++ b/tests/test_more.py\n@@ -0,0 +1,10 @@\n+import unittest\n+from calc import add\n+\n+\n+class More(unittest.TestCase):\n+    def test_zero(self):\n+        self.assertEqual(add(0, 2), 2)\n+\n+    def test_one(self):\n+        self.assertEqual(add(1, 0), 1)\n";
 pub const IMAGE: &str = "mend-view-test-calc:latest";
 
 /// The instance image: mend's base image with the repository in /testbed.
@@ -37,11 +37,6 @@ pub fn build_image(work: &Path) -> String {
     std::fs::create_dir_all(repo.join("tests")).unwrap();
     std::fs::write(repo.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
     std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
-    std::fs::write(
-        repo.join("tests/test_base.py"),
-        "import unittest\nfrom calc import add\n\n\nclass Base(unittest.TestCase):\n    def test_one(self):\n        self.assertEqual(add(1, 0), 1)\n",
-    )
-    .unwrap();
     let commit = mend_sandbox::testing::commit_all(&repo, "base").to_string();
     std::fs::write(
         work.join("ctx/Dockerfile"),
@@ -127,7 +122,7 @@ pub fn write_inputs(work: &Path, commit: &str) {
                 "patch": GOLD, "test_patch": TEST_PATCH,
                 "problem_statement": format!("add() subtracts instead of adding ({name} case {i}).\n\nadd(2, 3) returns -1, expected 5."),
                 "FAIL_TO_PASS": ["test_zero (tests.test_more.More.test_zero)"],
-                "PASS_TO_PASS": ["test_one (tests.test_base.Base.test_one)"],
+                "PASS_TO_PASS": ["test_one (tests.test_more.More.test_one)"],
             }).to_string());
             lines.push('\n');
             images.insert(id, json!(IMAGE));
