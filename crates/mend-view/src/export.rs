@@ -12,7 +12,8 @@ const MARKER: &str = ".mend-view-export";
 pub fn export(site: &Site, dir: &Path) -> Result<usize, ViewError> {
     let io = |what: String| move |e: std::io::Error| ViewError::Export(format!("{what}: {e}"));
     if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
+        let mut entries =
+            std::fs::read_dir(dir).map_err(io(format!("listing {}", dir.display())))?;
         if entries.next().is_some() && !dir.join(MARKER).exists() {
             return Err(ViewError::Export(format!(
                 "{} exists and is not empty (and not an earlier export): choose a new or empty directory",
@@ -30,7 +31,8 @@ pub fn export(site: &Site, dir: &Path) -> Result<usize, ViewError> {
         };
         let path = dir.join(route);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(io(format!("creating {}", parent.display())))?;
         }
         std::fs::write(&path, html).map_err(io(format!("writing {}", path.display())))?;
     }

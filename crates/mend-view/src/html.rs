@@ -104,7 +104,10 @@ pub fn tail(text: &str, max: usize) -> (&str, bool) {
     while !text.is_char_boundary(start) {
         start += 1;
     }
-    let start = text[start..].find('\n').map(|i| start + i + 1).unwrap_or(start);
+    let start = text[start..]
+        .find('\n')
+        .map(|i| start + i + 1)
+        .unwrap_or(start);
     (&text[start..], true)
 }
 
@@ -114,9 +117,15 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_colours_diff_lines() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         let d = diff("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-old <b>\n+new\n ctx");
-        assert!(d.contains("<span class=\"dd\">-old &lt;b&gt;</span>"), "{d}");
+        assert!(
+            d.contains("<span class=\"dd\">-old &lt;b&gt;</span>"),
+            "{d}"
+        );
         assert!(d.contains("<span class=\"da\">+new</span>"), "{d}");
         assert!(d.contains("<span class=\"dk\">@@ -1 +1 @@</span>"), "{d}");
         assert!(d.contains("<span class=\"dh\">+++ b/x</span>"), "{d}");
@@ -133,7 +142,10 @@ mod tests {
         assert!(f.contains("<details><summary>all 100 lines"), "{f}");
         assert!(f.contains("line 99"));
         let preview = f.split("<details>").next().unwrap();
-        assert!(preview.contains("line 11") && !preview.contains("line 12"), "{preview}");
+        assert!(
+            preview.contains("line 11") && !preview.contains("line 12"),
+            "{preview}"
+        );
     }
 
     #[test]

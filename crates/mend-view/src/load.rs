@@ -159,6 +159,8 @@ pub struct Row {
     /// Best-of-N: how many candidates, and whether the chosen one differs from the first.
     pub candidates: Option<usize>,
     pub choice_changed: Option<bool>,
+    /// One candidate whose first attempt ended without a patch and was run once more.
+    pub retried: bool,
 }
 
 /// The official evaluation summary beside a run, with mend's outcome per instance.
@@ -209,14 +211,12 @@ impl Run {
             .unwrap_or("")
             .to_string();
         let records = match s.and_then(|s| s.get("instances")) {
-            Some(list) => {
-                serde_json::from_value::<Vec<Record>>(list.clone()).map_err(|e| {
-                    ViewError::Input {
-                        path: dir.join(SUMMARY),
-                        message: format!("`instances` is not a list of instance records: {e}"),
-                    }
-                })?
-            }
+            Some(list) => serde_json::from_value::<Vec<Record>>(list.clone()).map_err(|e| {
+                ViewError::Input {
+                    path: dir.join(SUMMARY),
+                    message: format!("`instances` is not a list of instance records: {e}"),
+                }
+            })?,
             None => records_without_summary(dir)?,
         };
         if model.is_empty() {
@@ -235,10 +235,7 @@ impl Run {
             })
             .collect::<Vec<_>>();
         let num = |k: &str| s.and_then(|s| s.get(k)).and_then(Value::as_u64);
-        let mut extra = s
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let mut extra = s.and_then(Value::as_object).cloned().unwrap_or_default();
         for known in [
             "run_id",
             "model_name_or_path",
@@ -255,6 +252,10 @@ impl Run {
             "patch_bytes_total",
             "empty_patches",
             "instances",
+            // Best-of-N totals: the run page counts them from the instances.
+            "selected_among_candidates",
+            "choice_differs_from_first",
+            "retried",
         ] {
             extra.remove(known);
         }
@@ -306,7 +307,17 @@ fn row(r: Record, slug: String, eval: Option<&Evaluation>) -> Row {
         None => (None, "not evaluated".to_string()),
         Some(e) => e.verdict(&r.instance_id),
     };
-    let (candidates, choice_changed) = candidate_counts(r.extra.get("candidates"));
+    // `selection` is what mend-swebench writes; `candidates` an older name.
+    let sel = r
+        .extra
+        .get("selection")
+        .or_else(|| r.extra.get("candidates"));
+    let retried = sel.is_some_and(|v| v["retried"].as_bool() == Some(true));
+    let (candidates, choice_changed) = if retried {
+        (None, None)
+    } else {
+        candidate_counts(sel)
+    };
     Row {
         id: r.instance_id,
         slug,
@@ -329,6 +340,7 @@ fn row(r: Record, slug: String, eval: Option<&Evaluation>) -> Row {
         verdict,
         candidates,
         choice_changed,
+        retried,
     }
 }
 
@@ -344,13 +356,18 @@ pub fn candidate_counts(v: Option<&Value>) -> (Option<usize>, Option<bool>) {
         .or_else(|| v.get("candidates").and_then(Value::as_array));
     let n = list
         .map(Vec::len)
+        .or_else(|| {
+            v.get("candidates")
+                .and_then(Value::as_u64)
+                .map(|n| n as usize)
+        })
         .or_else(|| v.get("count").and_then(Value::as_u64).map(|n| n as usize))
         .or_else(|| v.get("n").and_then(Value::as_u64).map(|n| n as usize));
-    let changed = ["changed", "choice_changed", "changed_answer"]
+    let changed = ["differs_from_first", "changed", "choice_changed"]
         .iter()
         .find_map(|k| v.get(*k).and_then(Value::as_bool))
         .or_else(|| {
-            ["chosen", "winner", "selected"]
+            ["winner", "chosen", "selected"]
                 .iter()
                 .find_map(|k| v.get(*k).and_then(Value::as_u64))
                 .map(|i| i != 0)
@@ -527,13 +544,18 @@ mod tests {
         assert_eq!(candidate_counts(Some(&v)), (Some(2), None));
         let v = serde_json::json!({"count": 4, "changed": false});
         assert_eq!(candidate_counts(Some(&v)), (Some(4), Some(false)));
+        // mend-swebench's SelectionSummary.
+        let v = serde_json::json!({"candidates": 3, "winner": 1, "differs_from_first": true, "retried": false, "scores": [0, 3000, 1000]});
+        assert_eq!(candidate_counts(Some(&v)), (Some(3), Some(true)));
         assert_eq!(candidate_counts(None), (None, None));
     }
 
     #[test]
     fn bad_input_is_named() {
         let d = tempfile::tempdir().unwrap();
-        let e = Source::detect(&d.path().join("missing")).unwrap_err().to_string();
+        let e = Source::detect(&d.path().join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing") && e.contains("cannot read"), "{e}");
         let e = Source::detect(d.path()).unwrap_err().to_string();
         assert!(e.contains("holds no run"), "{e}");
@@ -547,7 +569,10 @@ mod tests {
         let run = d.path().join("r1");
         std::fs::create_dir_all(run.join("trajectories")).unwrap();
         std::fs::write(run.join("summary.json"), "{\"instances\": 3}").unwrap();
-        assert_eq!(Source::detect(d.path()).unwrap(), Source::Runs(d.path().into()));
+        assert_eq!(
+            Source::detect(d.path()).unwrap(),
+            Source::Runs(d.path().into())
+        );
         let e = Run::load(&run).unwrap_err().to_string();
         assert!(e.contains("summary.json") && e.contains("instances"), "{e}");
     }

@@ -120,10 +120,17 @@ impl Site {
                 self.instance_page(&id, Some(path.clone()), None, None, "", vec![])
                     .map(Some)
             }
-            (Source::Run(dir), ["index.html"]) => self.run_page(&Run::load(dir)?, "", vec![]).map(Some),
+            (Source::Run(dir), ["index.html"]) => {
+                self.run_page(&Run::load(dir)?, "", vec![]).map(Some)
+            }
             (Source::Run(dir), ["i", file]) => {
                 let run = Run::load(dir)?;
-                self.run_instance(&run, file, "../", vec![crumb(run.id.clone(), "../index.html")])
+                self.run_instance(
+                    &run,
+                    file,
+                    "../",
+                    vec![crumb(run.id.clone(), "../index.html")],
+                )
             }
             (Source::Runs(dir), ["index.html"]) => self.runs_page(dir).map(Some),
             (Source::Runs(dir), ["r", run, rest @ ..]) => {
@@ -172,7 +179,11 @@ impl Site {
         let mut out = vec![];
         let mut seen = BTreeSet::new();
         for d in run_dirs(dir)? {
-            let name = d.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = d
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             let mut s = slug(&name);
             while !seen.insert(s.clone()) {
                 s.push('_');
@@ -185,7 +196,11 @@ impl Site {
     fn run_by_slug(&self, dir: &Path, s: &str) -> Result<Option<Run>, ViewError> {
         // Only the one run is loaded: slugs are the directory names made safe.
         for d in run_dirs(dir)? {
-            let name = d.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = d
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             if slug(&name) == s {
                 return Run::load(&d).map(Some);
             }
@@ -207,8 +222,15 @@ impl Site {
             return Ok(None);
         };
         let path = run.trajectory_path(&row.id);
-        self.instance_page(&row.id, path.exists().then_some(path), Some(run), Some(row), root, crumbs)
-            .map(Some)
+        self.instance_page(
+            &row.id,
+            path.exists().then_some(path),
+            Some(run),
+            Some(row),
+            root,
+            crumbs,
+        )
+        .map(Some)
     }
 
     fn runs_page(&self, dir: &Path) -> Result<String, ViewError> {
@@ -250,7 +272,10 @@ impl Site {
                 }
             })
             .collect();
-        let ids: BTreeMap<&str, &str> = runs.iter().map(|(s, r)| (s.as_str(), r.id.as_str())).collect();
+        let ids: BTreeMap<&str, &str> = runs
+            .iter()
+            .map(|(s, r)| (s.as_str(), r.id.as_str()))
+            .collect();
         let pairs: Vec<Pair> = pairs(&runs)
             .into_iter()
             .map(|(a, b)| Pair {
@@ -295,6 +320,7 @@ impl Site {
             total: usize,
             changed: usize,
             known: usize,
+            retried: usize,
         }
         let rows = &run.rows;
         let evaluated = run.eval.is_some();
@@ -360,11 +386,19 @@ impl Site {
             },
             Card {
                 k: format!("done ({} not run)", run.not_run),
-                v: rows.iter().filter(|r| r.state == "done").count().to_string(),
+                v: rows
+                    .iter()
+                    .filter(|r| r.state == "done")
+                    .count()
+                    .to_string(),
             },
             Card {
                 k: "non-empty patches".into(),
-                v: rows.iter().filter(|r| r.patch_bytes > 0).count().to_string(),
+                v: rows
+                    .iter()
+                    .filter(|r| r.patch_bytes > 0)
+                    .count()
+                    .to_string(),
             },
         ];
         if evaluated {
@@ -390,16 +424,27 @@ impl Site {
                 k: "median wall time".into(),
                 v: format!(
                     "{:.1} s",
-                    sorted_walls.get(sorted_walls.len() / 2).copied().unwrap_or(0.0)
+                    sorted_walls
+                        .get(sorted_walls.len() / 2)
+                        .copied()
+                        .unwrap_or(0.0)
                 ),
             },
         ]);
         let with_cands: Vec<&Row> = rows.iter().filter(|r| r.candidates.is_some()).collect();
-        let cand = (!with_cands.is_empty()).then(|| Cand {
+        let retried = rows.iter().filter(|r| r.retried).count();
+        let cand = (!with_cands.is_empty() || retried > 0).then(|| Cand {
+            retried,
             instances: with_cands.len(),
             total: with_cands.iter().filter_map(|r| r.candidates).sum(),
-            changed: with_cands.iter().filter(|r| r.choice_changed == Some(true)).count(),
-            known: with_cands.iter().filter(|r| r.choice_changed.is_some()).count(),
+            changed: with_cands
+                .iter()
+                .filter(|r| r.choice_changed == Some(true))
+                .count(),
+            known: with_cands
+                .iter()
+                .filter(|r| r.choice_changed.is_some())
+                .count(),
         });
         let extra: Vec<traj::Section> = run
             .extra
@@ -489,7 +534,13 @@ impl Site {
         )
     }
 
-    fn compare_page(&self, a: &Run, a_slug: &str, b: &Run, b_slug: &str) -> Result<String, ViewError> {
+    fn compare_page(
+        &self,
+        a: &Run,
+        a_slug: &str,
+        b: &Run,
+        b_slug: &str,
+    ) -> Result<String, ViewError> {
         #[derive(Serialize)]
         struct PairRow {
             id: String,
@@ -627,10 +678,17 @@ fn eval_view(run: &Run, id: &str, row: Option<&Row>) -> Option<EvalView> {
         .filter(|v| !v.is_null());
     let list = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let ts = report.as_ref().map(|r| r["tests_status"].clone()).unwrap_or_default();
+    let ts = report
+        .as_ref()
+        .map(|r| r["tests_status"].clone())
+        .unwrap_or_default();
     let read = |name: &str| {
         dir.as_ref()
             .and_then(|d| std::fs::read_to_string(d.join(name)).ok())
@@ -644,9 +702,9 @@ fn eval_view(run: &Run, id: &str, row: Option<&Row>) -> Option<EvalView> {
         .unwrap_or(false);
     Some(EvalView {
         resolved,
-        verdict: row.map(|r| r.verdict.clone()).unwrap_or_else(|| {
-            if resolved { "resolved" } else { "unresolved" }.into()
-        }),
+        verdict: row
+            .map(|r| r.verdict.clone())
+            .unwrap_or_else(|| if resolved { "resolved" } else { "unresolved" }.into()),
         dir: dir
             .as_ref()
             .map(|d| d.display().to_string())
@@ -670,4 +728,71 @@ fn eval_view(run: &Run, id: &str, row: Option<&Row>) -> Option<EvalView> {
             .map(|t| folded(tail(&t, LOG_TAIL).0, false))
             .unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A run still being written (no evaluation, one trajectory missing) with the sections
+    /// a newer mend adds: every page renders, and the additions show.
+    #[test]
+    fn every_page_of_a_partial_run_with_newer_sections_renders() {
+        let d = tempfile::tempdir().unwrap();
+        let run = d.path().join("r 1");
+        std::fs::create_dir_all(run.join("trajectories")).unwrap();
+        let rec = |id: &str, sel: Value| {
+            json!({"instance_id": id, "repo": "o/r", "state": "done", "exit": "submitted", "steps": 3,
+                   "cost_usd": 0.5, "wall_secs": 9.0, "patch_bytes": 10, "selection": sel, "future_field": [1]})
+        };
+        let summary = json!({"run_id": "r1", "model_name_or_path": "m", "selected": 3,
+            "selected_among_candidates": 1, "new_totals": {"x": 1},
+            "instances": [
+                rec("o__r-1", json!({"candidates": 3, "winner": 2, "differs_from_first": true, "retried": false})),
+                rec("o__r-2", json!({"candidates": 1, "winner": 0, "differs_from_first": false, "retried": true})),
+                rec("o__r-3", Value::Null)]});
+        std::fs::write(run.join("summary.json"), summary.to_string()).unwrap();
+        let traj = json!({"model": "m", "issue": "<b>bug</b>", "steps": [
+                {"index": 1, "assistant": {"content": "look"}, "actions": [{"tool": "bash", "arguments": {"command": "ls"}, "observation": "a\nb"}]},
+                {"index": 2, "kind": "overflow", "assistant": {"error": "too long"}, "actions": []}],
+            "exit_status": {"status": "submitted", "detail": {"tests": "only_preexisting_failures"}},
+            "patch": "",
+            "selection": {"candidates": [{"index": 0, "patch": ""}, {"index": 1, "patch": ""}, {"index": 2, "patch": "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b"}],
+                          "matrix": {"base": [null, null, "reproduces"], "runs": [[null, null, "reproduces"], [null, null, "timed_out"], [null, null, "fixed"]]},
+                          "choice": {"winner": 2, "rows": [], "reason": "#3 fixes its reproduction"}},
+            "verification": {"repro_base": {"outcome": "reproduces", "exit_code": 1, "output": "boom"}, "regressions": ["t1"], "ms": 1}});
+        std::fs::write(run.join("trajectories/o__r-1.traj.json"), traj.to_string()).unwrap();
+        let site = Site::open(d.path()).unwrap();
+        let routes = site.routes().unwrap();
+        assert_eq!(routes.len(), 1 + 1 + 3, "{routes:?}");
+        for r in &routes {
+            assert!(site.page(r).unwrap().is_some(), "{r}");
+        }
+        let page = site.page("r/r_1/index.html").unwrap().unwrap();
+        assert!(
+            page.contains("id=\"candidates-summary\""),
+            "run page candidates"
+        );
+        assert!(page.contains("1 attempt(s) without a patch were run once more"));
+        assert!(
+            page.contains("new totals"),
+            "an unknown summary section is shown"
+        );
+        let page = site.page("r/r_1/i/o__r-1.html").unwrap().unwrap();
+        assert!(
+            page.contains("&lt;b&gt;bug") && !page.contains("<b>bug"),
+            "the issue is escaped"
+        );
+        assert!(page.contains("id=\"selection-matrix\"") && page.contains("timed out"));
+        assert!(page.contains("#3 fixes its reproduction"));
+        assert!(page.contains("id=\"verification\"") && page.contains("t1"));
+        assert!(page.contains("except ones that failed before"));
+        assert!(page.contains("overflow call"));
+        let page = site.page("r/r_1/i/o__r-2.html").unwrap().unwrap();
+        assert!(page.contains("No trajectory for this instance"));
+        assert_eq!(site.page("r/r_1/i/nope.html").unwrap(), None);
+        assert_eq!(site.page("r/../etc/passwd").unwrap(), None);
+        assert_eq!(site.page("compare/r_1/zz.html").unwrap(), None);
+    }
 }

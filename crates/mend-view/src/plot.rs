@@ -31,7 +31,11 @@ pub fn bars(title: &str, bars: &[Bar]) -> String {
     );
     for (i, b) in bars.iter().enumerate() {
         let y = 4.0 + ROW * i as f64;
-        let track = if max > 0.0 { BAR_W * b.whole / max } else { 0.0 };
+        let track = if max > 0.0 {
+            BAR_W * b.whole / max
+        } else {
+            0.0
+        };
         let fill = if max > 0.0 {
             BAR_W * b.part.min(b.whole).max(0.0) / max
         } else {
@@ -68,7 +72,11 @@ fn binned(values: &[f64], bins: usize) -> (f64, f64, Vec<usize>) {
         return (0.0, 0.0, vec![]);
     }
     let bins = if hi > lo { bins.max(1) } else { 1 };
-    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+    let width = if hi > lo {
+        (hi - lo) / bins as f64
+    } else {
+        1.0
+    };
     let mut counts = vec![0usize; bins];
     for v in values {
         let i = (((v - lo) / width) as usize).min(bins - 1);
@@ -155,7 +163,10 @@ mod tests {
             ],
         );
         assert!(svg.contains("a/&lt;b&gt;"), "{svg}");
-        assert!(svg.contains(&format!("width=\"{:.1}\"", BAR_W / 2.0)), "{svg}");
+        assert!(
+            svg.contains(&format!("width=\"{:.1}\"", BAR_W / 2.0)),
+            "{svg}"
+        );
         assert!(svg.contains(&format!("width=\"{:.1}\"", BAR_W)), "{svg}");
         assert_eq!(svg.matches("<g class=\"bar\">").count(), 2);
     }

@@ -89,7 +89,14 @@ async fn answer(mut stream: TcpStream, site: &Arc<Site>) -> std::io::Result<()> 
     let mut chunk = [0u8; 2048];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         if buf.len() > MAX_HEAD {
-            return respond(&mut stream, 431, "text/plain", b"request head too large\n", true).await;
+            return respond(
+                &mut stream,
+                431,
+                "text/plain",
+                b"request head too large\n",
+                true,
+            )
+            .await;
         }
         let n = match tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk)).await {
             Ok(r) => r?,
@@ -124,15 +131,36 @@ async fn answer(mut stream: TcpStream, site: &Arc<Site>) -> std::io::Result<()> 
     tracing::debug!(path = %path, ms = started.elapsed().as_millis() as u64, "rendered");
     match page {
         Ok(Some(html)) => {
-            respond(&mut stream, 200, "text/html; charset=utf-8", html.as_bytes(), with_body).await
+            respond(
+                &mut stream,
+                200,
+                "text/html; charset=utf-8",
+                html.as_bytes(),
+                with_body,
+            )
+            .await
         }
         Ok(None) => {
             let body = format!("no page at {path}\n");
-            respond(&mut stream, 404, "text/plain; charset=utf-8", body.as_bytes(), with_body).await
+            respond(
+                &mut stream,
+                404,
+                "text/plain; charset=utf-8",
+                body.as_bytes(),
+                with_body,
+            )
+            .await
         }
         Err(e) => {
             let body = format!("cannot show {path}: {e}\n");
-            respond(&mut stream, 500, "text/plain; charset=utf-8", body.as_bytes(), with_body).await
+            respond(
+                &mut stream,
+                500,
+                "text/plain; charset=utf-8",
+                body.as_bytes(),
+                with_body,
+            )
+            .await
         }
     }
 }
@@ -176,7 +204,10 @@ mod tests {
         );
         assert_eq!(request_line("GET /\r\n"), None);
         assert_eq!(request_line("garbage"), None);
-        assert_eq!(percent_decode("/r/a%20b.html").as_deref(), Some("/r/a b.html"));
+        assert_eq!(
+            percent_decode("/r/a%20b.html").as_deref(),
+            Some("/r/a b.html")
+        );
         assert_eq!(percent_decode("/%zz"), None);
         assert_eq!(percent_decode("/%4"), None);
     }

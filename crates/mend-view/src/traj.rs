@@ -31,6 +31,7 @@ pub struct TrajView {
     pub left_out: Vec<Localized>,
     /// Best-of-N candidates, when the run made several.
     pub candidates: Option<Candidates>,
+    pub verification: Option<Verification>,
     /// Sections a newer mend added (reproduction, regression...): title and HTML.
     pub extra: Vec<Section>,
 }
@@ -111,6 +112,25 @@ pub struct CandidateItem {
 }
 
 #[derive(Debug, Serialize)]
+pub struct Verification {
+    /// The reproduction script's path.
+    pub reproduction: String,
+    pub repro_base: Option<ReproView>,
+    pub repro_final: Option<ReproView>,
+    pub regressions: Vec<String>,
+    pub preexisting: Vec<String>,
+    pub checks_html: String,
+    pub raw_html: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReproView {
+    pub outcome: String,
+    pub exit_code: String,
+    pub output_html: String,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Section {
     pub title: String,
     pub html: String,
@@ -171,6 +191,9 @@ fn exit_line(v: &Value) -> (String, String) {
         "submitted" => match detail["tests"].as_str() {
             Some("passed") => "submitted, tests passing".into(),
             Some("failed") => "submitted, tests failing".into(),
+            Some("only_preexisting_failures") => {
+                "submitted, tests passing except ones that failed before the change too".into()
+            }
             _ => "submitted, no tests run".into(),
         },
         "limit_reached" => format!("stopped: {}", s(detail)),
@@ -204,7 +227,9 @@ fn action(a: &Value) -> ActionView {
     let headline = match tool.as_str() {
         "bash" => arg("command"),
         "view" | "edit" => {
-            let mut h = format!("{} {}", arg("mode"), arg("path")).trim().to_string();
+            let mut h = format!("{} {}", arg("mode"), arg("path"))
+                .trim()
+                .to_string();
             if args.get("start").is_some() || args.get("end").is_some() {
                 h.push_str(&format!(" [{}..{}]", arg("start"), arg("end")));
             }
@@ -292,7 +317,11 @@ pub fn generic(v: &Value) -> String {
         Value::Object(m) => {
             let mut out = String::from("<table class=\"kv\">");
             for (k, x) in m {
-                out.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", escape(k), generic(x)));
+                out.push_str(&format!(
+                    "<tr><th>{}</th><td>{}</td></tr>",
+                    escape(k),
+                    generic(x)
+                ));
             }
             out.push_str("</table>");
             out
@@ -333,9 +362,11 @@ pub fn generic(v: &Value) -> String {
     }
 }
 
-/// Best-of-N: the candidates, the selection matrix and why the winner won. Shapes vary
-/// with the version that wrote them, so what is recognised is laid out and the whole
-/// record is also shown as it is.
+/// Best-of-N: the candidates, the selection matrix and why the winner won, from the
+/// trajectory's `selection` record (mend-agent's `SelectionRecord`: `candidates`, `matrix`
+/// of reproduction runs, `choice` with a score row per candidate and the reason). Older or
+/// other shapes still show: what is recognised is laid out, and the whole record is
+/// always there as it is.
 fn candidates(v: &Value) -> Option<Candidates> {
     if v.is_null() {
         return None;
@@ -345,94 +376,125 @@ fn candidates(v: &Value) -> Option<Candidates> {
         .or_else(|| v.get("candidates").and_then(Value::as_array))
         .cloned()
         .unwrap_or_default();
-    let chosen_ix = ["chosen", "winner", "selected"]
-        .iter()
-        .find_map(|k| v.get(*k))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let why = ["why", "reason", "rationale"]
-        .iter()
-        .find_map(|k| v.get(*k).map(s))
+    let choice = &v["choice"];
+    let winner = choice
+        .get("winner")
+        .or_else(|| v.get("winner"))
+        .or_else(|| v.get("chosen"))
+        .and_then(Value::as_u64);
+    let why = [&choice["reason"], &v["reason"], &v["why"]]
+        .into_iter()
+        .map(s)
+        .find(|x| !x.is_empty())
         .unwrap_or_default();
+    let label = |i: usize, c: &Value| {
+        c.get("index")
+            .and_then(Value::as_u64)
+            .map(|n| format!("#{}", n + 1))
+            .unwrap_or_else(|| format!("#{}", i + 1))
+    };
+    let score_rows: Vec<Value> = choice["rows"].as_array().cloned().unwrap_or_default();
     let items = list
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let label = c
-                .get("label")
-                .or_else(|| c.get("id"))
-                .map(s)
-                .unwrap_or_else(|| format!("#{i}"));
-            let chosen = c.get("chosen").and_then(Value::as_bool).unwrap_or(false)
-                || chosen_ix.as_u64() == Some(i as u64)
-                || (chosen_ix.is_string() && s(&chosen_ix) == label);
-            let patch = c.get("patch").map(s).unwrap_or_default();
-            let summary = c
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter(|(k, x)| {
-                            !matches!(k.as_str(), "patch" | "trajectory" | "steps") && !x.is_object()
-                                && !x.is_array()
-                        })
-                        .map(|(k, x)| format!("{k}: {}", s(x)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
+            let ix = c.get("index").and_then(Value::as_u64).unwrap_or(i as u64);
+            let patch = s(&c["patch"]);
+            let mut facts = vec![];
+            for k in [
+                "exit",
+                "steps",
+                "cost_usd",
+                "wall_secs",
+                "temperature",
+                "seed",
+            ] {
+                if let Some(x) = c.get(k).filter(|x| !x.is_null()) {
+                    facts.push(format!("{}: {}", k.replace('_', " "), s(x)));
+                }
+            }
+            if c["reproduction"].as_bool() == Some(true) {
+                facts.push("wrote a reproduction".into());
+            }
+            if let Some(row) = score_rows.iter().find(|r| r["index"].as_u64() == Some(ix)) {
+                facts.push(format!("score {}", s(&row["score"])));
+                if let Some(d) = row["dropped"].as_str() {
+                    facts.push(format!("dropped: {d}"));
+                }
+            }
             CandidateItem {
-                label,
-                chosen,
-                summary,
-                patch_html: if patch.is_empty() {
-                    String::new()
+                label: label(i, c),
+                chosen: winner == Some(ix),
+                summary: facts.join(" · "),
+                patch_html: if patch.trim().is_empty() {
+                    "<p class=\"muted\">empty patch</p>".into()
                 } else {
                     folded(&patch, true)
                 },
             }
         })
         .collect::<Vec<_>>();
-    // The matrix: a list of rows, or an object of rows, of cells.
+    // The matrix: candidate i (rows) run against the reproduction candidate j wrote
+    // (columns), with the reproductions' outcome on the base commit first; then the
+    // score columns of the choice.
+    let m = &v["matrix"];
+    let runs = m["runs"].as_array().cloned().unwrap_or_default();
+    let base = m["base"].as_array().cloned().unwrap_or_default();
+    let repros = runs
+        .iter()
+        .filter_map(Value::as_array)
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
+        .max(base.len());
     let (mut header, mut rows) = (vec![], vec![]);
-    if let Some(m) = v.get("matrix").or_else(|| v.get("selection_matrix")) {
-        if let Some(h) = m.get("columns").and_then(Value::as_array) {
-            header = h.iter().map(s).collect();
+    if repros > 0 || !score_rows.is_empty() {
+        header.push("candidate".to_string());
+        header.extend((0..repros).map(|j| format!("repro #{}", j + 1)));
+        if !score_rows.is_empty() {
+            header.extend(
+                [
+                    "reproductions passed",
+                    "regressions",
+                    "votes",
+                    "changed lines",
+                    "score",
+                ]
+                .map(String::from),
+            );
         }
-        let body = m.get("rows").unwrap_or(m);
-        match body {
-            Value::Array(a) => {
-                for r in a {
-                    match r {
-                        Value::Array(cells) => rows.push(cells.iter().map(s).collect()),
-                        Value::Object(o) => {
-                            if header.is_empty() {
-                                header = o.keys().cloned().collect();
-                            }
-                            rows.push(header.iter().map(|k| s(&r[k.as_str()])).collect());
-                        }
-                        other => rows.push(vec![s(other)]),
-                    }
-                }
+        let cell = |x: Option<&Value>| match x {
+            None | Some(Value::Null) => "–".to_string(),
+            Some(x) => s(x).replace('_', " "),
+        };
+        if !base.is_empty() {
+            let mut r = vec!["base commit".to_string()];
+            r.extend((0..repros).map(|j| cell(base.get(j))));
+            r.resize(header.len(), String::new());
+            rows.push(r);
+        }
+        let n = runs.len().max(score_rows.len());
+        for i in 0..n {
+            let mut r = vec![
+                items
+                    .get(i)
+                    .map(|c| c.label.clone())
+                    .unwrap_or(format!("#{}", i + 1)),
+            ];
+            r.extend((0..repros).map(|j| cell(runs.get(i).and_then(|row| row.get(j)))));
+            if let Some(sr) = score_rows.get(i) {
+                r.push(format!(
+                    "{}/{}",
+                    s(&sr["reproductions_passed"]),
+                    s(&sr["reproductions_valid"])
+                ));
+                r.push(cell(sr.get("regressions")));
+                r.push(s(&sr["votes"]));
+                r.push(s(&sr["changed_lines"]));
+                r.push(s(&sr["score"]));
             }
-            Value::Object(o) => {
-                for (k, r) in o {
-                    let mut cells = vec![k.clone()];
-                    match r {
-                        Value::Array(a) => cells.extend(a.iter().map(s)),
-                        Value::Object(inner) => {
-                            if header.is_empty() {
-                                header = std::iter::once(String::new())
-                                    .chain(inner.keys().cloned())
-                                    .collect();
-                            }
-                            cells.extend(inner.values().map(s));
-                        }
-                        other => cells.push(s(other)),
-                    }
-                    rows.push(cells);
-                }
-            }
-            _ => {}
+            r.resize(header.len(), String::new());
+            rows.push(r);
         }
     }
     Some(Candidates {
@@ -441,11 +503,43 @@ fn candidates(v: &Value) -> Option<Candidates> {
             .iter()
             .find(|i| i.chosen)
             .map(|i| i.label.clone())
-            .unwrap_or_else(|| s(&chosen_ix)),
+            .unwrap_or_else(|| "none (every candidate was dropped)".into()),
         why,
         header,
         rows,
         items,
+        raw_html: generic(v),
+    })
+}
+
+/// mend's own checks at submit (the trajectory's `verification`): the reproduction on the
+/// base commit and on the patch, regressions, each submit's check.
+fn verification(v: &Value) -> Option<Verification> {
+    if !v.is_object() {
+        return None;
+    }
+    let run = |r: &Value| {
+        (!r.is_null()).then(|| ReproView {
+            outcome: s(&r["outcome"]).replace('_', " "),
+            exit_code: s(&r["exit_code"]),
+            output_html: folded(&s(&r["output"]), false),
+        })
+    };
+    let list = |x: &Value| -> Vec<String> {
+        x.as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default()
+    };
+    Some(Verification {
+        reproduction: s(&v["reproduction"]["path"]),
+        repro_base: run(&v["repro_base"]),
+        repro_final: run(&v["repro_final"]),
+        regressions: list(&v["regressions"]),
+        preexisting: list(&v["preexisting_failures"]),
+        checks_html: match &v["checks"] {
+            Value::Array(a) if !a.is_empty() => generic(&v["checks"]),
+            _ => String::new(),
+        },
         raw_html: generic(v),
     })
 }
@@ -469,6 +563,8 @@ const KNOWN: &[&str] = &[
     "left_out",
     "started_at_unix",
     "candidates",
+    "selection",
+    "verification",
 ];
 
 pub fn view(t: &Value) -> TrajView {
@@ -536,7 +632,13 @@ pub fn view(t: &Value) -> TrajView {
                     .collect()
             })
             .unwrap_or_default(),
-        candidates: candidates(&t["candidates"]),
+        // `selection` is what mend writes; `candidates` an older name.
+        candidates: candidates(if t["selection"].is_null() {
+            &t["candidates"]
+        } else {
+            &t["selection"]
+        }),
+        verification: verification(&t["verification"]),
         extra,
     }
 }
@@ -569,7 +671,10 @@ mod tests {
         });
         let v = view(&t);
         assert_eq!(v.localized.len(), 2);
-        assert_eq!((v.localized[0].path.as_str(), v.localized[0].why.as_str()), ("calc.py", "defines add"));
+        assert_eq!(
+            (v.localized[0].path.as_str(), v.localized[0].why.as_str()),
+            ("calc.py", "defines add")
+        );
         let st = &v.steps[0];
         assert_eq!(st.content, "I will fix it");
         assert!(st.actions[0].is_edit && st.actions[0].obs_html.contains("class=\"da\""));
@@ -581,17 +686,43 @@ mod tests {
     }
 
     #[test]
-    fn candidates_with_a_matrix_are_laid_out() {
-        let c = candidates(&json!({
-            "candidates": [{"label": "a", "patch": "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-x\n+y", "score": 1}, {"label": "b", "score": 3}],
-            "chosen": 1, "why": "passes more tests",
-            "matrix": {"columns": ["", "t1", "t2"], "rows": [["a", "fail", "pass"], ["b", "pass", "pass"]]},
-        }))
-        .unwrap();
-        assert_eq!((c.count, c.chosen.as_str(), c.why.as_str()), (2, "b", "passes more tests"));
-        assert_eq!(c.rows.len(), 2);
-        assert_eq!(c.header, vec!["", "t1", "t2"]);
-        assert!(c.items[1].chosen && !c.items[0].chosen);
-        assert!(c.items[0].summary.contains("score: 1"));
+    fn a_selection_record_is_laid_out_as_a_matrix_with_scores() {
+        let sel = json!({
+            "candidates": [
+                {"index": 0, "exit": "submitted", "patch": "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-x\n+y", "steps": 4, "cost_usd": 0.1, "reproduction": true},
+                {"index": 1, "exit": "limit_reached", "patch": "", "steps": 9, "cost_usd": 0.2, "reproduction": false}],
+            "matrix": {"base": ["reproduces", null], "runs": [["fixed", null], ["reproduces", null]], "failing_on_base": [], "notes": [], "ms": 5},
+            "choice": {"winner": 0, "rows": [
+                {"index": 0, "dropped": null, "reproductions_passed": 1, "reproductions_valid": 1, "regressions": 0, "score": 3000, "votes": 1, "changed_lines": 2},
+                {"index": 1, "dropped": "empty patch", "reproductions_passed": 0, "reproductions_valid": 1, "regressions": null, "score": 0, "votes": 0, "changed_lines": 0}],
+                "tied": [0], "judged_among": [], "reason": "only #1 passes the reproduction"},
+            "differs_from_first": false, "retried": false});
+        let v = view(&json!({"steps": [], "selection": sel, "verification": {
+            "repro_base": {"outcome": "reproduces", "exit_code": 1, "output": "AssertionError", "ms": 3},
+            "repro_final": {"outcome": "fixed", "exit_code": 0, "output": "", "ms": 3},
+            "regressions": [], "checks": [{"step": 4, "repro": "fixed", "regressions": []}], "ms": 9}}));
+        let c = v.candidates.unwrap();
+        assert_eq!((c.count, c.chosen.as_str()), (2, "#1"));
+        assert_eq!(c.why, "only #1 passes the reproduction");
+        assert_eq!(c.header[..3], ["candidate", "repro #1", "repro #2"]);
+        assert_eq!(c.rows[0][..3], ["base commit", "reproduces", "–"]);
+        assert_eq!(
+            c.rows[1],
+            ["#1", "fixed", "–", "1/1", "0", "1", "2", "3000"]
+        );
+        assert!(
+            c.items[1].summary.contains("dropped: empty patch"),
+            "{}",
+            c.items[1].summary
+        );
+        assert!(c.items[0].chosen && c.items[1].patch_html.contains("empty patch"));
+        let ver = v.verification.unwrap();
+        assert_eq!(ver.repro_base.unwrap().outcome, "reproduces");
+        assert_eq!(ver.repro_final.unwrap().outcome, "fixed");
+        assert!(ver.checks_html.contains("<table"));
+        assert!(
+            v.extra.is_empty(),
+            "selection and verification have their own sections"
+        );
     }
 }

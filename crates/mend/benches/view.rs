@@ -41,7 +41,10 @@ fn arg(name: &str, default: usize) -> usize {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -97,7 +100,10 @@ fn replay(src: &Path, root: &Path, n: usize) -> PathBuf {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let eval_src = src.join("logs/run_evaluation").join(SOURCE_RUN).join(&model_dir);
+    let eval_src = src
+        .join("logs/run_evaluation")
+        .join(SOURCE_RUN)
+        .join(&model_dir);
     let eval_dst = dst.join("logs/run_evaluation").join(&id).join(&model_dir);
     let mut new_records = vec![];
     let mut new_preds = String::new();
@@ -113,7 +119,11 @@ fn replay(src: &Path, root: &Path, n: usize) -> PathBuf {
         rec["repo"] = json!(repo);
         new_records.push(rec);
         let t = src.join("trajectories").join(format!("{old}.traj.json"));
-        std::fs::copy(&t, dst.join("trajectories").join(format!("{new}.traj.json"))).unwrap();
+        std::fs::copy(
+            &t,
+            dst.join("trajectories").join(format!("{new}.traj.json")),
+        )
+        .unwrap();
         let _ = std::fs::copy(
             src.join("logs").join(format!("{old}.log")),
             dst.join("logs").join(format!("{new}.log")),
@@ -129,7 +139,8 @@ fn replay(src: &Path, root: &Path, n: usize) -> PathBuf {
             copy_dir(&eval_src.join(old), &d);
             if d.join("report.json").exists() {
                 let rep = read(&d.join("report.json"));
-                std::fs::write(d.join("report.json"), json!({ &new: rep[old] }).to_string()).unwrap();
+                std::fs::write(d.join("report.json"), json!({ &new: rep[old] }).to_string())
+                    .unwrap();
             }
         }
         for (key, list) in eval.as_object().unwrap() {
@@ -161,7 +172,11 @@ fn replay(src: &Path, root: &Path, n: usize) -> PathBuf {
     let mut d = details.clone();
     d["outcomes"] = Value::Object(outcomes);
     d["run_id"] = json!(id);
-    std::fs::write(dst.join(format!("{model_dir}.{id}.mend.json")), d.to_string()).unwrap();
+    std::fs::write(
+        dst.join(format!("{model_dir}.{id}.mend.json")),
+        d.to_string(),
+    )
+    .unwrap();
     dst
 }
 
@@ -199,7 +214,11 @@ fn get(url: &str) -> (f64, usize) {
     s.read_to_end(&mut buf).unwrap();
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    assert!(buf.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..head_end]));
+    assert!(
+        buf.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..head_end])
+    );
     (ms, buf.len() - head_end)
 }
 
@@ -257,7 +276,13 @@ fn main() {
 
     let site = tmp.path().join("site");
     let t = Instant::now();
-    let out = mend().arg("view").arg(&run).arg("--export").arg(&site).output().unwrap();
+    let out = mend()
+        .arg("view")
+        .arg(&run)
+        .arg("--export")
+        .arg(&site)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let export_s = t.elapsed().as_secs_f64();
     let file_url = format!("file://{}/index.html", site.display());
@@ -279,17 +304,25 @@ fn main() {
         "binary": env!("CARGO_BIN_EXE_mend"),
     });
     let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
-    std::fs::write(out_dir.join("view.json"), serde_json::to_string_pretty(&report).unwrap() + "\n").unwrap();
+    std::fs::write(
+        out_dir.join("view.json"),
+        serde_json::to_string_pretty(&report).unwrap() + "\n",
+    )
+    .unwrap();
     println!(
         "mend view, run of {n} instances: run page {} KB; HTTP median {:.1} ms (p90 {:.1}); Chromium load median {:.0} ms; \
          instance page HTTP median {:.1} ms; export {:.1} s, exported run page load median {:.0} ms",
         bytes / 1024,
         report["run_page_http"]["median_ms"].as_f64().unwrap(),
         report["run_page_http"]["p90_ms"].as_f64().unwrap(),
-        report["run_page_chromium_load"]["median_ms"].as_f64().unwrap(),
+        report["run_page_chromium_load"]["median_ms"]
+            .as_f64()
+            .unwrap(),
         report["instance_page_http"]["median_ms"].as_f64().unwrap(),
         export_s,
-        report["exported_run_page_chromium_load"]["median_ms"].as_f64().unwrap(),
+        report["exported_run_page_chromium_load"]["median_ms"]
+            .as_f64()
+            .unwrap(),
     );
     println!("-> target/bench/view.json");
 }

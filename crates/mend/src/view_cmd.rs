@@ -50,6 +50,8 @@ fn open_browser(url: &str) {
         .spawn()
     {
         Ok(_) => {}
-        Err(e) => eprintln!("could not start `{program}` to open the browser ({e}); open {url} yourself"),
+        Err(e) => {
+            eprintln!("could not start `{program}` to open the browser ({e}); open {url} yourself")
+        }
     }
 }

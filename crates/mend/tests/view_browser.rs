@@ -69,7 +69,10 @@ fn serve(path: &Path) -> (Serving, String) {
         .read_line(&mut line)
         .unwrap();
     let url = line.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "printed {url:?}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "printed {url:?}"
+    );
     (Serving(child), url)
 }
 
@@ -79,7 +82,10 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     let work = tempfile::tempdir().unwrap();
     let commit = build_image(work.path());
     write_inputs(work.path(), &commit);
-    let (a, b) = (format!("view-a-{}", std::process::id()), format!("view-b-{}", std::process::id()));
+    let (a, b) = (
+        format!("view-a-{}", std::process::id()),
+        format!("view-b-{}", std::process::id()),
+    );
     batch(work.path(), &a, 'a', &[]).await;
     batch(work.path(), &b, 'b', &[]).await;
     let runs = work.path().join("runs");
@@ -95,22 +101,39 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     let run_link = hrefs(&dom, &format!("r/{a}/"));
     let run_url = join(&format!("{root}index.html"), &run_link[0]);
     let dom = browser.dom(&run_url);
-    for fig in ["fig-repos", "fig-exits", "fig-cost", "fig-time", "fig-steps"] {
+    for fig in [
+        "fig-repos",
+        "fig-exits",
+        "fig-cost",
+        "fig-time",
+        "fig-steps",
+    ] {
         assert!(from_id(&dom, fig).contains("<svg"), "no plot in #{fig}");
     }
     let repos = from_id(&dom, "repos");
     assert!(repos.contains("mendtest/calc") && repos.contains("mendtest/numbers"));
     // Run a: calc-1, calc-3? no: calc-1 and numbers-1 resolved; calc-2 wrong, calc-3 limit, numbers-2 empty.
-    assert!(from_id(&dom, "cards").contains("2 (40.0%)"), "{}", &from_id(&dom, "cards")[..600]);
+    assert!(
+        from_id(&dom, "cards").contains("2 (40.0%)"),
+        "{}",
+        &from_id(&dom, "cards")[..600]
+    );
     let table = from_id(&dom, "instances");
     assert_eq!(table.matches("<tr data-repo=").count(), 5, "{table}");
     assert!(table.contains("limit_reached") && table.contains("submitted"));
-    assert!(table.contains("badge ok\">resolved") && table.contains("empty patch"), "{table}");
+    assert!(
+        table.contains("badge ok\">resolved") && table.contains("empty patch"),
+        "{table}"
+    );
     browser.screenshot(&run_url, "run.png", "1280,1400");
     // Filters from the address (shareable): only calc's resolved instance is shown.
     let dom = browser.dom(&format!("{run_url}?repo=mendtest/calc&resolved=yes"));
     let rows = from_id(&dom, "instances");
-    assert_eq!(rows.matches("<tr data-repo=").count() - rows.matches(" hidden=\"\"").count(), 1, "{rows}");
+    assert_eq!(
+        rows.matches("<tr data-repo=").count() - rows.matches(" hidden=\"\"").count(),
+        1,
+        "{rows}"
+    );
     assert!(dom.contains("id=\"shown\">1<"), "the count of shown rows");
 
     // Run → instance: the issue, localized files, steps with reasoning, calls, diffs,
@@ -121,27 +144,53 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     assert!(from_id(&dom, "issue").contains("add(2, 3) returns -1"));
     let steps = from_id(&dom, "steps");
     assert_eq!(steps.matches("<section class=\"step").count(), 5, "{steps}");
-    assert!(steps.contains("(thinking about view)") && steps.contains("Let me read calc.py first."));
+    assert!(
+        steps.contains("(thinking about view)") && steps.contains("Let me read calc.py first.")
+    );
     for tool in ["view", "bash", "edit", "run_tests", "submit"] {
-        assert!(steps.contains(&format!("data-tool=\"{tool}\"")), "no {tool} call");
+        assert!(
+            steps.contains(&format!("data-tool=\"{tool}\"")),
+            "no {tool} call"
+        );
     }
-    assert!(steps.contains("<span class=\"da\">+    return a + b</span>"), "the edit's diff, coloured");
-    assert!(steps.contains("badge ok\">tests passed"), "run_tests outcome");
+    assert!(
+        steps.contains("<span class=\"da\">+    return a + b</span>"),
+        "the edit's diff, coloured"
+    );
+    assert!(
+        steps.contains("badge ok\">tests passed"),
+        "run_tests outcome"
+    );
     assert!(from_id(&dom, "test-runs").contains("python3 -m unittest -v"));
     assert!(from_id(&dom, "patch").contains("<span class=\"dd\">-    return a - b</span>"));
     let ev = from_id(&dom, "evaluation");
     assert!(ev.contains("badge ok\">resolved"));
     assert!(from_id(&dom, "fail-to-pass").contains("✓ test_zero (tests.test_more.More.test_zero)"));
     assert!(from_id(&dom, "pass-to-pass").contains("✓ test_one (tests.test_more.More.test_one)"));
-    assert!(from_id(&dom, "test-output").contains("Ran 2 tests"), "the eval's test log");
+    assert!(
+        from_id(&dom, "test-output").contains("Ran 2 tests"),
+        "the eval's test log"
+    );
     browser.screenshot(&inst_url, "instance.png", "1280,2000");
 
     // The unresolved one lists its failing tests; the looping one has its long output folded.
-    let dom = browser.dom(&join(&run_url, &hrefs(&browser.dom(&run_url), "mendtest__calc-2.html")[0]));
-    assert!(from_id(&dom, "fail-to-pass").contains("✗ test_zero"), "failing F2P listed");
+    let dom = browser.dom(&join(
+        &run_url,
+        &hrefs(&browser.dom(&run_url), "mendtest__calc-2.html")[0],
+    ));
+    assert!(
+        from_id(&dom, "fail-to-pass").contains("✗ test_zero"),
+        "failing F2P listed"
+    );
     let dom = browser.dom(&join(&run_url, "i/mendtest__calc-3.html"));
-    assert!(dom.contains("step limit") || dom.contains("stopped:"), "the exit line");
-    assert!(from_id(&dom, "steps").contains("<details><summary>all 15"), "long output folded");
+    assert!(
+        dom.contains("step limit") || dom.contains("stopped:"),
+        "the exit line"
+    );
+    assert!(
+        from_id(&dom, "steps").contains("<details><summary>all 15"),
+        "long output folded"
+    );
 
     // Compare: calc-1 resolved by a only, calc-2 by b only, side by side with patches.
     let cmp_url = join(&format!("{root}index.html"), &compare[0]);
@@ -153,11 +202,17 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     };
     let only_a = from_id(&dom, first);
     let only_a = &only_a[..only_a.find("</table>").unwrap()];
-    assert!(only_a.contains("mendtest__calc-1") && !only_a.contains("mendtest__calc-2"), "{only_a}");
+    assert!(
+        only_a.contains("mendtest__calc-1") && !only_a.contains("mendtest__calc-2"),
+        "{only_a}"
+    );
     let only_b = from_id(&dom, second);
     let only_b = &only_b[..only_b.find("</table>").unwrap()];
     assert!(only_b.contains("mendtest__calc-2"), "{only_b}");
-    assert!(only_b.contains("+    return a * b") || only_a.contains("+    return a * b"), "the wrong patch shown");
+    assert!(
+        only_b.contains("+    return a * b") || only_a.contains("+    return a * b"),
+        "the wrong patch shown"
+    );
     browser.screenshot(&cmp_url, "compare.png", "1280,900");
     // Compare → instance of the other run.
     let other = hrefs(only_a, "/i/mendtest__calc-1.html");
@@ -166,15 +221,28 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     assert!(dom.contains("id=\"instance-title\">mendtest__calc-1<"));
 
     // One trajectory file, as `mend fix --trajectory` leaves them.
-    let traj = runs.join(&a).join("trajectories/mendtest__numbers-1.traj.json");
+    let traj = runs
+        .join(&a)
+        .join("trajectories/mendtest__numbers-1.traj.json");
     let (_one, url) = serve(&traj);
     let dom = browser.dom(&format!("{url}index.html"));
-    assert_eq!(from_id(&dom, "steps").matches("<section class=\"step").count(), 2);
+    assert_eq!(
+        from_id(&dom, "steps")
+            .matches("<section class=\"step")
+            .count(),
+        2
+    );
     assert!(from_id(&dom, "patch").contains("+    return a + b"));
 
     // Export: the same pages as files, opened with no server, nothing fetched from anywhere.
     let site = work.path().join("site");
-    let out = mend().arg("view").arg(&runs).arg("--export").arg(&site).output().unwrap();
+    let out = mend()
+        .arg("view")
+        .arg(&runs)
+        .arg("--export")
+        .arg(&site)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     drop(_server);
     let mut pages = 0;
@@ -186,8 +254,18 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
             } else if e.path().extension().is_some_and(|x| x == "html") {
                 pages += 1;
                 let html = std::fs::read_to_string(e.path()).unwrap();
-                for outside in ["src=\"http", "href=\"http", "<link rel=\"stylesheet\"", "src=\"/", "href=\"/"] {
-                    assert!(!html.contains(outside), "{} refers outside: {outside}", e.path().display());
+                for outside in [
+                    "src=\"http",
+                    "href=\"http",
+                    "<link rel=\"stylesheet\"",
+                    "src=\"/",
+                    "href=\"/",
+                ] {
+                    assert!(
+                        !html.contains(outside),
+                        "{} refers outside: {outside}",
+                        e.path().display()
+                    );
                 }
             }
         }
@@ -196,32 +274,69 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     assert_eq!(pages, 1 + 2 * 6 + 1);
     let file_root = format!("file://{}/", site.display());
     let dom = browser.dom(&format!("{file_root}index.html"));
-    let run_page = join(&format!("{file_root}index.html"), &hrefs(&dom, &format!("r/{a}/"))[0]);
+    let run_page = join(
+        &format!("{file_root}index.html"),
+        &hrefs(&dom, &format!("r/{a}/"))[0],
+    );
     let dom = browser.dom(&run_page);
     assert!(from_id(&dom, "fig-repos").contains("<svg"));
     let dom = browser.dom(&join(&run_page, &hrefs(&dom, "mendtest__calc-1.html")[0]));
-    assert_eq!(from_id(&dom, "steps").matches("<section class=\"step").count(), 5);
+    assert_eq!(
+        from_id(&dom, "steps")
+            .matches("<section class=\"step")
+            .count(),
+        5
+    );
     let dom = browser.dom(&format!("{file_root}{}", compare[0]));
     assert!(from_id(&dom, "compare-counts").contains("resolved by"));
-    browser.screenshot(&format!("{file_root}{}", run_link[0]), "export-run.png", "1280,900");
+    browser.screenshot(
+        &format!("{file_root}{}", run_link[0]),
+        "export-run.png",
+        "1280,900",
+    );
 
     // Exporting over something that is not an export is refused, and it is left alone.
     let other = work.path().join("mine");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "keep").unwrap();
-    let out = mend().arg("view").arg(&runs).arg("--export").arg(&other).output().unwrap();
+    let out = mend()
+        .arg("view")
+        .arg(&runs)
+        .arg("--export")
+        .arg(&other)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(other.join("notes.txt")).unwrap(), "keep");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not empty"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "keep"
+    );
     let _ = Command::new("docker").args(["rmi", "-f", IMAGE]).output();
 }
 
 #[test]
 fn a_path_that_holds_no_run_is_refused_with_what_was_expected() {
     let d = tempfile::tempdir().unwrap();
-    let out = mend().arg("view").arg(d.path().join("nope")).output().unwrap();
+    let out = mend()
+        .arg("view")
+        .arg(d.path().join("nope"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nope: cannot read it"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope: cannot read it"),
+        "{}",
+        text(&out)
+    );
     let out = mend().arg("view").arg(d.path()).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no run"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds no run"),
+        "{}",
+        text(&out)
+    );
 }

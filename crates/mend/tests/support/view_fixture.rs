@@ -90,18 +90,39 @@ pub fn answer(run: char, r: &Received) -> Reply {
         );
     }
     if case("numbers case 2") {
-        return say("Nothing to change.", "submit", json!({"summary": "no change needed"}), usage);
+        return say(
+            "Nothing to change.",
+            "submit",
+            json!({"summary": "no change needed"}),
+            usage,
+        );
     }
     let plan: Vec<(&str, &str, Value)> = if case("numbers case 1") {
         vec![
-            ("The bug is in add().", "edit", json!({"mode": "replace", "path": "calc.py", "old_text": "a - b", "new_text": "a + b"})),
+            (
+                "The bug is in add().",
+                "edit",
+                json!({"mode": "replace", "path": "calc.py", "old_text": "a - b", "new_text": "a + b"}),
+            ),
             ("Fixed.", "submit", json!({"summary": "add adds"})),
         ]
     } else {
         vec![
-            ("Let me read calc.py first.", "view", json!({"path": "calc.py"})),
-            ("Check what add(2, 3) gives now.", "bash", json!({"command": "python3 -c 'import calc; print(calc.add(2, 3))'"})),
-            ("add() subtracts; make it add.", "edit", json!({"mode": "replace", "path": "calc.py", "old_text": "a - b", "new_text": fix})),
+            (
+                "Let me read calc.py first.",
+                "view",
+                json!({"path": "calc.py"}),
+            ),
+            (
+                "Check what add(2, 3) gives now.",
+                "bash",
+                json!({"command": "python3 -c 'import calc; print(calc.add(2, 3))'"}),
+            ),
+            (
+                "add() subtracts; make it add.",
+                "edit",
+                json!({"mode": "replace", "path": "calc.py", "old_text": "a - b", "new_text": fix}),
+            ),
             ("Run the tests.", "run_tests", json!({})),
             ("Done.", "submit", json!({"summary": "add() now adds"})),
         ]
@@ -114,7 +135,10 @@ pub fn answer(run: char, r: &Received) -> Reply {
 pub fn write_inputs(work: &Path, commit: &str) {
     let mut lines = String::new();
     let mut images = serde_json::Map::new();
-    for (repo, name, n) in [("mendtest/calc", "calc", 3), ("mendtest/numbers", "numbers", 2)] {
+    for (repo, name, n) in [
+        ("mendtest/calc", "calc", 3),
+        ("mendtest/numbers", "numbers", 2),
+    ] {
         for i in 1..=n {
             let id = format!("mendtest__{name}-{i}");
             lines.push_str(&json!({
@@ -138,10 +162,28 @@ pub async fn batch(work: &Path, run_id: &str, run: char, extra: &[&str]) {
     let server = TestServer::with_handler(move |r| answer(run, r)).await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
         .args([
-            "swebench", "run", "--dataset", "instances.jsonl", "--run-id", run_id, "--workers", "2",
-            "--images", "local", "--image-map", "images.json", "--specs", "specs.json",
-            "--model", "gpt-4o-mini", "--base-url", &server.base_url(), "--max-steps", "6",
-            "--test-on-submit", "--eval",
+            "swebench",
+            "run",
+            "--dataset",
+            "instances.jsonl",
+            "--run-id",
+            run_id,
+            "--workers",
+            "2",
+            "--images",
+            "local",
+            "--image-map",
+            "images.json",
+            "--specs",
+            "specs.json",
+            "--model",
+            "gpt-4o-mini",
+            "--base-url",
+            &server.base_url(),
+            "--max-steps",
+            "6",
+            "--test-on-submit",
+            "--eval",
         ])
         .args(extra)
         .current_dir(work)
@@ -152,7 +194,11 @@ pub async fn batch(work: &Path, run_id: &str, run: char, extra: &[&str]) {
         .unwrap();
     // Exit 3 would mean instance errors; every instance must finish and be graded.
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resolved "), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resolved "),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Debian's Chromium, or the one `MEND_CHROMIUM` names. Its absence fails the test.
@@ -161,7 +207,9 @@ pub fn chromium() -> PathBuf {
         return PathBuf::from(p);
     }
     for name in ["chromium", "chromium-browser"] {
-        if let Ok(out) = Command::new("sh").args(["-c", &format!("command -v {name}")]).output()
+        if let Ok(out) = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
             && out.status.success()
         {
             return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -187,7 +235,13 @@ impl Browser {
 
     pub fn run(&self, extra: &[&str], url: &str) -> String {
         let out = Command::new(&self.bin)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+            ])
             .arg(format!("--user-data-dir={}", self.profile.path().display()))
             .args(extra)
             .arg(url)
@@ -200,7 +254,10 @@ impl Browser {
     /// The DOM after the page loaded and its script ran.
     pub fn dom(&self, url: &str) -> String {
         let dom = self.run(&["--dump-dom"], url);
-        assert!(dom.contains("mend view"), "{url} did not render a page: {dom}");
+        assert!(
+            dom.contains("mend view"),
+            "{url} did not render a page: {dom}"
+        );
         dom
     }
 
@@ -210,7 +267,10 @@ impl Browser {
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
         self.run(
-            &[&format!("--screenshot={}", path.display()), &format!("--window-size={size}")],
+            &[
+                &format!("--screenshot={}", path.display()),
+                &format!("--window-size={size}"),
+            ],
             url,
         );
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -218,4 +278,3 @@ impl Browser {
         path
     }
 }
-
