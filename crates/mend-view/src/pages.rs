@@ -462,8 +462,10 @@ impl Site {
                 .into_iter()
                 .collect()
         };
-        let money = |v: f64| format!("{v:.3}");
-        let secs = |v: f64| format!("{v:.0}");
+        // Axis labels with as many decimals as the range needs.
+        let (dm, dw) = (decimals(&costs), decimals(&walls));
+        let money = move |v: f64| format!("{v:.dm$}");
+        let secs = move |v: f64| format!("{v:.dw$}");
         let count = |v: f64| format!("{v:.0}");
         self.render(
             "run.html",
@@ -624,6 +626,20 @@ fn pairs(runs: &[(String, Run)]) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Decimals that tell the ends of `values`' range apart (at most 4).
+fn decimals(values: &[f64]) -> usize {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let span = hi - lo;
+    match span {
+        s if !s.is_finite() || s >= 20.0 => 0,
+        s if s >= 2.0 => 1,
+        s if s >= 0.2 => 2,
+        s if s >= 0.02 => 3,
+        _ => 4,
+    }
 }
 
 fn rate(resolved: Option<usize>, total: usize) -> String {
