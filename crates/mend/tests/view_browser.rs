@@ -231,18 +231,38 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
         .join(&a)
         .join("trajectories/mendtest__numbers-1.traj.json");
     // On the port asked for, and `--open` starts $BROWSER on the page.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let opened = work.path().join("opened.txt");
     let opener = work.path().join("open.sh");
-    std::fs::write(&opener, format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display())).unwrap();
-    Command::new("chmod").arg("+x").arg(&opener).status().unwrap();
-    let (_one, url) = serve_with(&traj, &["--port", &port.to_string(), "--open"], &[("BROWSER", opener.to_str().unwrap())]);
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\necho \"$1\" > {}\n", opened.display()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&opener)
+        .status()
+        .unwrap();
+    let (_one, url) = serve_with(
+        &traj,
+        &["--port", &port.to_string(), "--open"],
+        &[("BROWSER", opener.to_str().unwrap())],
+    );
     assert_eq!(url, format!("http://127.0.0.1:{port}/"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !opened.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(std::fs::read_to_string(&opened).unwrap_or_default().trim(), url, "--open");
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap_or_default().trim(),
+        url,
+        "--open"
+    );
     let dom = browser.dom(&format!("{url}index.html"));
     assert_eq!(
         from_id(&dom, "steps")
