@@ -270,7 +270,7 @@ fn main() {
     let inst_http: Vec<f64> = (0..reps).map(|_| get(&inst_url).0).collect();
     let tmp = tempfile::tempdir().unwrap();
     browser_load(&browser, tmp.path(), &url); // the browser's own first start
-    let chrome: Vec<f64> = (0..reps.clamp(3, 5))
+    let chrome: Vec<f64> = (0..reps.clamp(3, 10))
         .map(|_| browser_load(&browser, tmp.path(), &url))
         .collect();
 
@@ -286,7 +286,7 @@ fn main() {
     assert!(out.status.success(), "{}", text(&out));
     let export_s = t.elapsed().as_secs_f64();
     let file_url = format!("file://{}/index.html", site.display());
-    let chrome_file: Vec<f64> = (0..reps.clamp(3, 5))
+    let chrome_file: Vec<f64> = (0..reps.clamp(3, 10))
         .map(|_| browser_load(&browser, tmp.path(), &file_url))
         .collect();
 
