@@ -148,6 +148,10 @@ async fn runs_instances_and_comparisons_render_in_chromium_served_and_exported()
     let inst_url = join(&run_url, &inst[0]);
     let dom = browser.dom(&inst_url);
     assert!(from_id(&dom, "issue").contains("add(2, 3) returns -1"));
+    assert!(
+        from_id(&dom, "localized").contains("calc.py"),
+        "the localized files"
+    );
     let steps = from_id(&dom, "steps");
     assert_eq!(steps.matches("<section class=\"step").count(), 5, "{steps}");
     assert!(
