@@ -46,6 +46,7 @@ impl Server {
                 .accept()
                 .await
                 .map_err(|e| ViewError::Serve(format!("accept: {e}")))?;
+            let _ = stream.set_nodelay(true);
             let site = self.site.clone();
             tokio::spawn(async move {
                 if let Err(e) = answer(stream, &site).await {
@@ -185,10 +186,13 @@ async fn respond(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).await?;
+    // One write of head and body: no small first segment held back by Nagle.
+    let mut out = Vec::with_capacity(head.len() + body.len());
+    out.extend_from_slice(head.as_bytes());
     if with_body {
-        stream.write_all(body).await?;
+        out.extend_from_slice(body);
     }
+    stream.write_all(&out).await?;
     stream.shutdown().await
 }
 
