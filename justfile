@@ -40,6 +40,11 @@ bench-live *ARGS: setup
 bench-cluster: setup
     cargo test -p mend --test swebench_cluster slurm -- --nocapture
 
+# How fast `mend view` shows a run of 500 instances (a real 5-instance batch with evaluation,
+# replayed under new ids): HTTP and headless-Chromium load times -> target/bench/view.json
+bench-view *ARGS: setup
+    cargo bench -p mend --bench view -- {{ARGS}}
+
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
     cargo fmt --all --check

@@ -18,6 +18,9 @@ command -v flock >/dev/null 2>&1 || need+=(util-linux)
 # The cluster tests: a single-node Slurm (tests/cluster/slurm-up.sh starts it on 127.0.0.1).
 { command -v slurmctld >/dev/null 2>&1 || [ -x /usr/sbin/slurmctld ]; } || need+=(slurm-wlm)
 { command -v munged >/dev/null 2>&1 || [ -x /usr/sbin/munged ]; } || need+=(munge)
+# `mend view`'s browser tests: headless Chromium, and a font for its screenshots.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if ! docker info >/dev/null 2>&1; then
   command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 fi

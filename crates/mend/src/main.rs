@@ -11,6 +11,7 @@ mod issue;
 mod model;
 mod sandbox_cmd;
 mod swebench_cmd;
+mod view_cmd;
 
 use std::process::ExitCode;
 
@@ -75,6 +76,16 @@ enum Command {
     ///   mend bench humaneval --problems HumanEval.jsonl.gz --base-url http://127.0.0.1:8000/v1 --model qwen -n 10 -k 1,10 --temperature 0.8
     #[command(verbatim_doc_comment)]
     Bench(Box<bench_cmd::BenchArgs>),
+    /// Look at runs and trajectories in the browser: a batch run's results per repository,
+    /// each instance's steps, edits, tests and evaluation, two runs side by side.
+    ///
+    /// Examples:
+    ///   mend view runs/                 # every run, and compare two
+    ///   mend view runs/run-20261201 --open
+    ///   mend view fix.traj.json
+    ///   mend view runs/ --export site/  # static pages, no server needed
+    #[command(verbatim_doc_comment)]
+    View(view_cmd::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -285,5 +296,6 @@ async fn run(cmd: Command, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::
         Command::Locate(a) => index_cmd::locate(a).await,
         Command::Swebench(c) => swebench_cmd::run(c, stop).await,
         Command::Bench(a) => bench_cmd::run(*a).await,
+        Command::View(a) => view_cmd::run(a).await,
     }
 }
