@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod edit;
 pub mod prompts;
 pub mod scratch;
+pub mod select;
 pub mod syntax;
 pub mod tools;
 pub mod trajectory;
