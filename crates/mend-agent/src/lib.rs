@@ -11,6 +11,7 @@ pub mod select;
 pub mod syntax;
 pub mod tools;
 pub mod trajectory;
+pub mod verify;
 pub mod workspace;
 
 pub use agent::{Agent, AgentConfig, Event, Localized, RunOutput, TaskInput};

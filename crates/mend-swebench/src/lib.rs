@@ -20,6 +20,7 @@ pub mod parsers;
 pub mod run;
 pub mod script;
 pub mod specs;
+pub mod suite;
 
 pub use dataset::{
     Filter, Instance, Prediction, check_gradable, gold_predictions, load_instances,
