@@ -185,6 +185,7 @@ impl Agent {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            selection: None,
         };
         let exit = match first {
             Ok((s, i)) => {

@@ -56,7 +56,10 @@ pub struct Choice {
     /// `None` when every candidate was dropped.
     pub winner: Option<usize>,
     pub rows: Vec<Row>,
-    /// The candidates still tied when the judge was asked (empty: it was not).
+    /// Distinct changes still tied after the vote and the diff size (what a judge would
+    /// be asked about; one element when nothing was left to judge).
+    pub tied: Vec<usize>,
+    /// The candidates the judge was asked about (empty: it was not).
     pub judged_among: Vec<usize>,
     pub reason: String,
 }
@@ -148,6 +151,7 @@ pub fn choose(ev: &Evidence, judge: Option<Judge<'_>>) -> Choice {
         return Choice {
             winner: None,
             rows,
+            tied: vec![],
             judged_among: vec![],
             reason: "every candidate was dropped (empty, not applying or not parsing)".into(),
         };
@@ -208,7 +212,7 @@ pub fn choose(ev: &Evidence, judge: Option<Judge<'_>>) -> Choice {
     if distinct.len() > 1
         && let Some(j) = judge
     {
-        judged_among = distinct.clone();
+        judged_among.clone_from(&distinct);
         match j(&distinct) {
             Some(pick) if distinct.contains(&pick) => {
                 reasons.push(format!(
@@ -228,6 +232,7 @@ pub fn choose(ev: &Evidence, judge: Option<Judge<'_>>) -> Choice {
     Choice {
         winner: Some(winner),
         rows,
+        tied: distinct,
         judged_among,
         reason: format!("#{}: {}", winner + 1, reasons.join("; ")),
     }

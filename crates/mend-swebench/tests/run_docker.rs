@@ -105,7 +105,7 @@ fn options(
     let cfg = server.config("gpt-4o-mini");
     let base = OpenAiCompatible::new(cfg).unwrap();
     let models: ModelFactory =
-        Arc::new(move |_inst, ledger| Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn Model>));
+        Arc::new(move |_inst, ledger, _attempt| Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn Model>));
     let map: std::collections::HashMap<String, String> = ds
         .iter()
         .map(|i| (i.instance_id.clone(), image.to_string()))
@@ -134,6 +134,8 @@ fn options(
         memory_bytes: Some(1 << 30),
         progress: None,
         cancel: None,
+        candidates: 1,
+        judge: false,
     }
 }
 

@@ -101,6 +101,9 @@ pub async fn run(
         trajectory: Some(dir.join("demo.traj.json")),
         github_api: None,
         network: false,
+        candidates: 1,
+        judge: false,
+        replays: vec![],
     };
     let code = crate::fix::run(fix, stop).await?;
     if let Ok(patch) = std::fs::read_to_string(dir.join("fix.patch")) {
