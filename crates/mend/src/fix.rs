@@ -560,8 +560,16 @@ async fn select(
             reproduction: repro,
         });
     }
-    let suite = ctx
-        .test_cmd
+    // The test command the attempts used (configured, else detected as they did).
+    let test_cmd = match &ctx.test_cmd {
+        Some(c) => Some(c.clone()),
+        None => {
+            Toolbox::new(cands[0].sandbox.clone(), None, None)
+                .detect_test_command()
+                .await
+        }
+    };
+    let suite = test_cmd
         .as_deref()
         .and_then(mend_swebench::suite::RepoSuite::for_command)
         .map(|s| Arc::new(s) as Arc<dyn mend_agent::verify::TestSuite>);
