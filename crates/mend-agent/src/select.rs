@@ -5,9 +5,10 @@
 //! the choice. Order of decision:
 //!
 //! 1. candidates that are empty, do not apply or do not parse are out;
-//! 2. score = the share of valid reproductions passed (a reproduction is valid when it
-//!    fails on the base commit) + 1 when the regression guard found nothing broken
-//!    (+0.5 when it could not tell);
+//! 2. score = 2 × the share of valid reproductions passed (a reproduction is valid when
+//!    it fails on the base commit: "fails before, passes after" is the strongest evidence,
+//!    so it counts most) + 1 when the regression guard found nothing broken (0.5 when it
+//!    could not tell, 0.4 / n with n regressions: fewer is better);
 //! 3. ties: the largest group of the same patch once whitespace and comments are ignored,
 //!    then the smallest diff, then (optionally) a judge, then the earliest candidate.
 use std::collections::BTreeMap;
@@ -43,7 +44,7 @@ pub struct Row {
     pub reproductions_passed: usize,
     pub reproductions_valid: usize,
     pub regressions: Option<usize>,
-    /// In thousandths (integers, so ties are exact): 0..=2000.
+    /// In thousandths (integers, so ties are exact): 0..=3000.
     pub score: u32,
     /// How many surviving candidates make the same change (itself included).
     pub votes: usize,
@@ -124,11 +125,11 @@ pub fn choose(ev: &Evidence, judge: Option<Judge<'_>>) -> Choice {
             let repro = if valid_total == 0 {
                 0
             } else {
-                (passed * 1000 / valid_total) as u32
+                (passed * 2000 / valid_total) as u32
             };
             let guard = match regressions {
                 Some(0) => 1000,
-                Some(_) => 0,
+                Some(n) => (400 / n) as u32,
                 None => 500,
             };
             Row {
@@ -395,8 +396,9 @@ mod tests {
         };
         let c = choose(&ev, None);
         assert_eq!(c.winner, Some(2), "{}", c.table());
-        assert_eq!(c.rows[2].score, 2000);
-        assert_eq!(c.rows[1].score, 1000);
+        // Passing the reproductions counts more than a clean guard.
+        assert_eq!(c.rows[2].score, 3000);
+        assert_eq!(c.rows[1].score, 2400);
         assert_eq!(c.rows[0].score, 1000);
         assert_eq!(c.rows[0].votes, 2);
         assert_eq!(c.rows[2].reproductions_valid, 2);
@@ -457,7 +459,7 @@ mod tests {
         let c = choose(&ev, None);
         assert_eq!(
             c.rows.iter().map(|r| r.score).collect::<Vec<_>>(),
-            vec![0, 500, 1000]
+            vec![200, 500, 1000]
         );
         assert_eq!(c.winner, Some(2));
     }

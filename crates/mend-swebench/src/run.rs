@@ -742,9 +742,10 @@ async fn drive_instance(
     record.image = Some(image.clone());
     log.line(&format!("image {image} ({})", opts.images.kind()));
     let test_cmd = spec.test_cmd.commands().join(" && ");
+    let image = image.as_str();
     let first_sb = {
         let _slot = ctx.slots.acquire().await;
-        start_sandbox(ctx, inst, &image, spec.nano_cpus).await?
+        start_sandbox(ctx, inst, image, spec.nano_cpus).await?
     };
     log.line(&format!("container {}", first_sb.name()));
     let first_sb: Arc<dyn Sandbox> = Arc::new(first_sb);
@@ -781,7 +782,7 @@ async fn drive_instance(
             let _slot = ctx.slots.acquire().await;
             let sandbox: Arc<dyn Sandbox> = match sandbox {
                 Some(s) => s,
-                None => Arc::new(start_sandbox(ctx, inst, &image, spec.nano_cpus).await?),
+                None => Arc::new(start_sandbox(ctx, inst, image, spec.nano_cpus).await?),
             };
             let agent = Agent {
                 model: model?,
@@ -849,7 +850,8 @@ async fn drive_instance(
         let d = done.pop().expect("one attempt")?;
         d.out
     } else {
-        let (out, summary) = choose_among(ctx, inst, done, &index, spec, retried, log, &model_for).await?;
+        let (out, summary) =
+            choose_among(ctx, inst, done, &index, retried, log, &model_for).await?;
         let writer = TrajectoryWriter::new(Some(traj_of(None)));
         if let Err(e) = writer.write(&out.trajectory) {
             log.line(&format!("could not write the chosen trajectory: {e}"));
@@ -943,13 +945,11 @@ async fn start_sandbox(
 
 /// Run every candidate against every reproduction and the related tests, choose, and
 /// return the winner's output (its trajectory carrying the whole selection).
-#[allow(clippy::too_many_arguments)]
 async fn choose_among(
     ctx: &Ctx<'_>,
     inst: &Instance,
     done: Vec<Result<Done, SwebenchError>>,
     index: &Option<Arc<Index>>,
-    spec: &crate::specs::VersionSpec,
     retried: bool,
     log: &mut InstanceLog,
     model_for: &dyn Fn(Option<usize>) -> Result<Arc<dyn Model>, SwebenchError>,
@@ -985,7 +985,6 @@ async fn choose_among(
     let suite = crate::suite::RepoSuite::for_instance(&ctx.opts.specs, &inst.repo, &inst.version)
         .ok()
         .map(|s| Arc::new(s) as Arc<dyn mend_agent::verify::TestSuite>);
-    let _ = spec;
     let gopts = GatherOptions {
         suite,
         index: index.clone(),

@@ -347,14 +347,13 @@ pub async fn run(
         retried = true;
     }
     let (out, winner_sandbox) = if attempts.len() == 1 {
-        let a = attempts.pop().and_then(|a| a.ok());
-        match a {
-            Some(a) => (a.out, a.sandbox),
+        match attempts.pop() {
+            Some(Ok(a)) => (a.out, a.sandbox),
+            Some(Err(e)) => return Err(e),
             None => bail!("the attempt could not run"),
         }
     } else {
-        let sel = select(&ctx, attempts, &args, &issue.text, &models, retried).await?;
-        (sel.0, sel.1)
+        choose_candidate(&ctx, attempts, &args, &issue.text, &models, retried).await?
     };
     drop(winner_sandbox);
 
@@ -529,7 +528,7 @@ fn candidate_path(traj: &Path, k: usize) -> PathBuf {
 /// Choose among the attempts: run each against every reproduction and the regression
 /// set, score, print the table. Returns the winner's output (its trajectory carrying the
 /// selection) and sandbox.
-async fn select(
+async fn choose_candidate(
     ctx: &AttemptCtx<'_>,
     attempts: Vec<anyhow::Result<Attempt>>,
     args: &FixArgs,

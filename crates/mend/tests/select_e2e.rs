@@ -146,7 +146,7 @@ async fn three_candidates_the_right_one_is_chosen_by_running_them() {
     assert_eq!(rows[1]["regressions"], 1, "{sel}");
     assert_eq!(rows[2]["reproductions_passed"], 3, "{sel}");
     assert_eq!(rows[2]["regressions"], 0, "{sel}");
-    assert_eq!(rows[2]["score"], 2000);
+    assert_eq!(rows[2]["score"], 3000);
     let set = sel["matrix"]["regression_set"]["files"].to_string();
     assert!(set.contains("tests/test_stats.py"), "{set}");
     // The seeds differ, the later attempts sample warmer.

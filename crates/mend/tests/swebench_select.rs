@@ -189,7 +189,7 @@ async fn the_right_candidate_is_chosen_from_a_mixed_pool_and_an_empty_attempt_is
     let rows = traj["selection"]["choice"]["rows"].as_array().unwrap();
     assert_eq!(rows[0]["reproductions_passed"], 1, "{}", traj["selection"]);
     assert_eq!(rows[1]["regressions"], 1, "{}", traj["selection"]);
-    assert_eq!(rows[2]["score"], 2000, "{}", traj["selection"]);
+    assert_eq!(rows[2]["score"], 3000, "{}", traj["selection"]);
     for k in 1..=3 {
         assert!(dir
             .join(format!("trajectories/mendtest__calc-1.cand{k}.traj.json"))
