@@ -15,6 +15,11 @@
 //!    the instance's FAIL_TO_PASS tests standing in for the agent's reproduction (an upper
 //!    bound on the mechanism: one reproduction, known to fail on the base commit).
 //!
+//! 4. The added cost and time of N = 1, 3, 5: `mend swebench run`'s own code (`run_agent`)
+//!    on the first instance with a scripted model (mend-llm's test server, priced as
+//!    gpt-4o-mini) that applies the gold patch and writes a reproduction: the model's
+//!    thinking time is not in it, only mend's (containers, index, checks, selection).
+//!
 //! Writes target/bench/select.json and prints a table.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -261,6 +266,7 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
             "seconds": s,
         }));
     }
+    let timing = timing(work, &dataset, &pools, images.clone(), specs.clone()).await?;
     let n = rows.len();
     let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
     let out = json!({
@@ -278,8 +284,14 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
         },
         "seconds_per_instance_means": "the selection's own checks (container start, index, regression runs on base and every candidate); grading for the truth is not counted",
         "truth_grading_seconds": (truth_secs * 10.0).round() / 10.0,
+        "candidates_cost_time": timing,
         "rows": rows,
     });
+    println!("added cost and time per instance (scripted model, {}):", out["candidates_cost_time"]["instance"]);
+    for k in ["1", "3", "5"] {
+        let t = &out["candidates_cost_time"][k];
+        println!("  N = {k}: {:.1} s wall, ${:.4}, {} model calls", t["wall_secs"].as_f64().unwrap_or(0.0), t["cost_usd"].as_f64().unwrap_or(0.0), t["calls"]);
+    }
     std::fs::create_dir_all("target/bench").map_err(|e| e.to_string())?;
     std::fs::write(
         "target/bench/select.json",
@@ -392,4 +404,88 @@ async fn signals(
         out.push(s);
     }
     Ok((out, set, t0.elapsed().as_secs_f64()))
+}
+
+/// `run_agent` with N = 1, 3, 5 candidates on the first instance, the model scripted.
+async fn timing(
+    work: &Path,
+    dataset: &[Instance],
+    pools: &[&Pool],
+    images: Arc<dyn mend_swebench::ImageSource>,
+    specs: Arc<Specs>,
+) -> Result<serde_json::Value, String> {
+    use mend_llm::test_server::{Received, Reply, TestServer};
+    let id = pools[0].instance_id.clone();
+    let inst = dataset
+        .iter()
+        .find(|i| i.instance_id == id)
+        .cloned()
+        .ok_or("no instance")?;
+    let gold = inst.patch.trim_end().to_string();
+    let answer = move |r: &Received| {
+        let turns = r.json()["messages"]
+            .as_array()
+            .map(|m| m.iter().filter(|m| m["role"] == "assistant").count())
+            .unwrap_or(0);
+        let reply = match turns {
+            0 => Reply::tool_calls(&[(
+                "bash",
+                json!({"command": format!("git apply <<'EOF_MEND'\n{gold}\nEOF_MEND\nprintf 'import sys\\nsys.exit(0)\\n' > reproduce_issue.py")}),
+            )]),
+            _ => Reply::tool_calls(&[("submit", json!({"summary": "applied"}))]),
+        };
+        reply.with_usage(6000, 300)
+    };
+    let server = TestServer::with_handler(answer).await;
+    let base = mend_llm::OpenAiCompatible::new(server.config("gpt-4o-mini")).map_err(|e| e.to_string())?;
+    let mut out = serde_json::Map::new();
+    out.insert("instance".into(), json!(id));
+    for n in [1usize, 3, 5] {
+        let calls_before = server.requests().len();
+        let base = base.clone();
+        let models: mend_swebench::ModelFactory = Arc::new(move |_i, ledger, attempt| {
+            let m = base.with_ledger(ledger);
+            let m = match attempt {
+                Some(k) => {
+                    let (t, s) = mend_agent::candidates::attempt_sampling(k, None);
+                    m.with_sampling(t, s)
+                }
+                None => m,
+            };
+            Ok(Arc::new(m) as Arc<dyn mend_llm::Model>)
+        });
+        let opts = mend_swebench::RunOptions {
+            dataset: vec![inst.clone()],
+            filter: Default::default(),
+            run_id: format!("timing-{n}-{}", std::process::id()),
+            out_root: work.join("runs"),
+            model_name: "scripted".into(),
+            models,
+            instance_limits: Default::default(),
+            total_limits: Default::default(),
+            workers: 2,
+            images: images.clone(),
+            specs: specs.clone(),
+            agent: mend_agent::AgentConfig::default(),
+            prompts: mend_agent::Prompts::builtin().map_err(|e| e.to_string())?,
+            with_hints: false,
+            localize: true,
+            memory_bytes: Some(4 << 30),
+            progress: None,
+            cancel: None,
+            candidates: n,
+            judge: false,
+        };
+        let t0 = Instant::now();
+        let s = mend_swebench::run_agent(opts).await.map_err(|e| e.to_string())?;
+        let wall = t0.elapsed().as_secs_f64();
+        eprintln!("N = {n}: {wall:.1} s, ${:.4}", s.summary.cost_usd);
+        out.insert(
+            n.to_string(),
+            json!({"wall_secs": (wall * 10.0).round() / 10.0, "cost_usd": s.summary.cost_usd,
+                   "calls": server.requests().len() - calls_before,
+                   "done": s.summary.done, "patch_bytes": s.summary.patch_bytes_total}),
+        );
+    }
+    Ok(serde_json::Value::Object(out))
 }
