@@ -58,7 +58,7 @@ pub struct DemoArgs {
     pub keep: Option<std::path::PathBuf>,
     /// 3: replay three recorded candidates and show how mend chooses among them by running
     /// them (reproductions, related tests) and prints the selection table.
-    #[arg(long, default_value_t = 1, value_parser = clap::builder::PossibleValuesParser::new(["1", "3"]).map(|s| s.parse::<u16>().unwrap_or(1)))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=3))]
     pub candidates: u16,
 }
 
@@ -66,6 +66,9 @@ pub async fn run(
     args: DemoArgs,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
+    if args.candidates == 2 {
+        anyhow::bail!("--candidates: the demo has one recorded run or three recorded candidates (1 or 3)");
+    }
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let dir = args
         .keep

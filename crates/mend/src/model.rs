@@ -72,29 +72,6 @@ pub fn config(args: &ModelArgs, file: Option<&ModelConfig>) -> anyhow::Result<Mo
     Ok(cfg)
 }
 
-/// The model a run talks to, charging `ledger` (its limits apply). Asks the server for its
-/// context window (unless the config states it) and prints where the window came from.
-pub async fn build(
-    args: &ModelArgs,
-    file: Option<&ModelConfig>,
-    limits: Limits,
-) -> anyhow::Result<Arc<dyn Model>> {
-    if let Some(path) = &args.replay {
-        let replay = ReplayModel::load(path)
-            .with_context(|| format!("loading the recording {}", path.display()))?;
-        return Ok(Arc::new(replay.with_ledger(Ledger::new("run", limits))));
-    }
-    let mut cfg = config(args, file)?;
-    cfg.limits = merge_limits(cfg.limits, limits);
-    let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
-    let source = model.discover_context().await;
-    eprintln!(
-        "context window: {} tokens, {source}",
-        model.context_window()
-    );
-    Ok(Arc::new(model))
-}
-
 /// The models of several independent attempts at one task: the same endpoint (or
 /// recording), one shared budget, each attempt its own temperature and seed.
 pub struct AttemptModels {
