@@ -12,7 +12,8 @@
 4. `cargo bench -p mend-swebench --bench select`: every candidate graded (the truth), the
    inference-side checks run, the choice made in both modes -> target/bench/select.json.
 
-MINED=FILE reuses an earlier mined file (step 1 skipped); MEND picks the binary (default
+MINED=FILE reuses an earlier mined file (step 1 skipped); EXTRA_MINED=F1,F2 adds instances
+mined from fix commits (`mend swebench mine --repo MIRROR --commits A..B`); MEND picks the binary (default
 target/debug/mend); MEND_WHEELHOUSE, MEND_BUILD_DIR as for bench-gold. Extra arguments go
 to `mend swebench mine` (e.g. --instance-ids ..., --workers 1).
 Standard library only; run from the workspace root.
@@ -29,10 +30,8 @@ DEFAULT_IDS = [
     "django__django-10914", "django__django-11099", "django__django-11179",
     "django__django-13315", "django__django-13401", "django__django-13551",
     "django__django-13590", "django__django-13933", "django__django-13964",
-    "django__django-14017", "django__django-14534", "django__django-14752",
     "sympy__sympy-16792", "sympy__sympy-17630", "sympy__sympy-18189",
     "sympy__sympy-20154", "sympy__sympy-24066", "sympy__sympy-24213",
-    "pytest-dev__pytest-7490",
 ]
 
 
@@ -70,6 +69,10 @@ def main():
         run([mend, "swebench", "mine", "--instances", instances, "--out", mined, "--dropped",
              work / "dropped.jsonl", "--run-id", "select-mine", "--log-dir", work / "logs/mine", *images, *extra], log)
     records = [json.loads(l) for l in mined.read_text().splitlines() if l.strip()]
+    # Instances mined from fix commits (`mend swebench mine --repo`), added as they are.
+    for extra_file in filter(None, os.environ.get("EXTRA_MINED", "").split(",")):
+        have = {r["instance_id"] for r in records}
+        records += [r for r in (json.loads(l) for l in Path(extra_file).read_text().splitlines() if l.strip()) if r["instance_id"] not in have]
     official_path = Path(os.environ.get("OFFICIAL", instances.parent / "swe-bench-verified.official-tests.jsonl"))
     official = {}
     if official_path.exists():
