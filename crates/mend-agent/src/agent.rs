@@ -12,9 +12,10 @@ use tokio::sync::watch;
 use crate::condense::clip;
 use crate::prompts::Prompts;
 use crate::scratch::drop_build_junk;
+use crate::submit::SubmitState;
 use crate::tools::{ToolResult, Toolbox};
 use crate::trajectory::{
-    Action, CallKind, Condensation, ExitStatus, Step, TestsOutcome, Totals, Trajectory,
+    Action, CallKind, Condensation, ExitStatus, Step, Totals, Trajectory,
     TrajectoryWriter,
 };
 use mend_llm::{
@@ -46,6 +47,8 @@ pub struct AgentConfig {
     /// where the model runs the tests it needs with `run_tests`).
     pub test_on_submit: bool,
     pub network: bool,
+    /// mend's own checks at `submit` (reproduction, regression guard, review); `None`: off.
+    pub verify: Option<crate::verify::VerifyConfig>,
 }
 
 impl Default for AgentConfig {
@@ -61,6 +64,7 @@ impl Default for AgentConfig {
             keep_scratch_files: false,
             test_on_submit: true,
             network: false,
+            verify: None,
         }
     }
 }
@@ -110,6 +114,10 @@ pub enum Event {
         stage: String,
         tokens_before: usize,
         tokens_after: usize,
+    },
+    /// mend's own checks at a `submit`: what they found, in one line.
+    Checked {
+        summary: String,
     },
     Finished {
         status: ExitStatus,
@@ -181,12 +189,14 @@ impl Agent {
             exit_status: None,
             patch: None,
             left_out: vec![],
+            verification: crate::submit::new_verification(self.config.verify.as_ref()),
             started_at_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             selection: None,
         };
+        let mut state = SubmitState::new(self.config.repair_rounds);
         let exit = match first {
             Ok((s, i)) => {
                 conv.push(Message::System { content: s });
@@ -197,11 +207,16 @@ impl Agent {
                     .collect();
                 self.drive(
                     &mut tools, &mut conv, &specs, &mut traj, writer, &mut stop, on_event, started,
+                    &mut state,
                 )
                 .await
             }
             Err(e) => ExitStatus::ModelError(format!("prompt: {e}")),
         };
+        // Every trajectory says what its final patch does to the reproduction.
+        if !matches!(exit, ExitStatus::Interrupted | ExitStatus::SandboxError(_)) {
+            self.reproduce_at_end(&tools, &mut state, &mut traj).await;
+        }
         // The patch is whatever the sandbox holds, whatever way the run ended.
         let (patch, left_out) =
             crate::scratch::final_patch(tools.sandbox().as_ref(), self.config.keep_scratch_files)
@@ -235,8 +250,8 @@ impl Agent {
         stop: &mut watch::Receiver<bool>,
         on_event: &(dyn Fn(Event) + Send + Sync),
         started: Instant,
+        state: &mut SubmitState,
     ) -> ExitStatus {
-        let mut repairs_left = self.config.repair_rounds;
         let mut garbage = 0usize;
         // Each step's request repeats the conversation so far; store only what is new.
         let mut exchanges = ExchangeCompactor::new();
@@ -455,7 +470,7 @@ impl Agent {
                     continue;
                 }
                 let (observation, finished) = self
-                    .run_call(tools, call, &mut repairs_left, traj, on_event)
+                    .run_call(tools, call, index, state, traj, on_event)
                     .await;
                 let mut observation = match observation {
                     Ok(o) => o,
@@ -555,7 +570,8 @@ impl Agent {
         &self,
         tools: &mut Toolbox,
         call: &ToolCall,
-        repairs_left: &mut usize,
+        step: usize,
+        state: &mut SubmitState,
         traj: &mut Trajectory,
         on_event: &(dyn Fn(Event) + Send + Sync),
     ) -> (Result<String, String>, Option<ExitStatus>) {
@@ -575,57 +591,8 @@ impl Agent {
         match tools.run(&call.name, &args).await {
             Ok(ToolResult::Observation(o)) => (Ok(o), None),
             Ok(ToolResult::Submit { summary }) => {
-                if !self.config.test_on_submit {
-                    return (
-                        Ok(format!("submitted: {summary}")),
-                        Some(ExitStatus::Submitted {
-                            tests: TestsOutcome::NotRun,
-                        }),
-                    );
-                }
-                let run =
-                    match crate::scratch::test_delivered(tools, self.config.keep_scratch_files)
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(e) => return (Err(e.to_string()), None),
-                    };
-                traj.test_runs.push(run.clone());
-                on_event(Event::Tests {
-                    passed: run.passed,
-                    status: run.status.clone(),
-                });
-                if run.command.is_empty() {
-                    return (
-                        Ok(format!("submitted: {summary}")),
-                        Some(ExitStatus::Submitted {
-                            tests: TestsOutcome::NotRun,
-                        }),
-                    );
-                }
-                if run.passed {
-                    return (
-                        Ok(format!("submitted; the tests pass ({})", run.command)),
-                        Some(ExitStatus::Submitted {
-                            tests: TestsOutcome::Passed,
-                        }),
-                    );
-                }
-                let rounds_left = *repairs_left;
-                let feedback = self
-                    .prompts
-                    .render("test_feedback.md.j2", json!({"command": run.command, "status": run.status, "condensed": run.condensed, "rounds_left": rounds_left}))
-                    .unwrap_or_else(|e| format!("tests failed ({}); {e}", run.status));
-                if rounds_left == 0 {
-                    return (
-                        Ok(feedback),
-                        Some(ExitStatus::Submitted {
-                            tests: TestsOutcome::Failed,
-                        }),
-                    );
-                }
-                *repairs_left -= 1;
-                (Ok(feedback), None)
+                self.on_submit(tools, &summary, step, state, traj, on_event)
+                    .await
             }
             Err(e) => (Err(e.to_string()), None),
         }
@@ -745,7 +712,9 @@ impl Agent {
         self.prompts.render(
             "system.md.j2",
             json!({"root": root, "network": self.config.network, "text_actions": text_actions,
-                   "tools": specs, "compact": compact}),
+                   "tools": specs, "compact": compact,
+                   "reproduce": self.config.verify.as_ref().is_some_and(|v| v.reproduce),
+                   "repro_file": crate::verify::REPRO_FILE}),
         )
     }
 

@@ -35,6 +35,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "summary.md.j2",
         include_str!("../../../prompts/summary.md.j2"),
     ),
+    (
+        "regression_feedback.md.j2",
+        include_str!("../../../prompts/regression_feedback.md.j2"),
+    ),
+    (
+        "review.md.j2",
+        include_str!("../../../prompts/review.md.j2"),
+    ),
     ("tools.toml", include_str!("../../../prompts/tools.toml")),
 ];
 

@@ -34,6 +34,9 @@ pub struct TestRun {
     pub passed: bool,
     pub status: String,
     pub condensed: String,
+    /// The whole output, for reading test by test (not kept in the trajectory).
+    #[serde(skip)]
+    pub log: String,
 }
 
 /// The six tools, bound to one sandbox.
@@ -67,6 +70,11 @@ impl Toolbox {
 
     pub fn sandbox(&self) -> &Arc<dyn Sandbox> {
         &self.sandbox
+    }
+
+    /// The index of the repository at its base commit, when one was built.
+    pub fn index(&self) -> Option<&Arc<Index>> {
+        self.symbols.as_ref()
     }
 
     pub fn test_command(&self) -> Option<&str> {
@@ -421,6 +429,7 @@ impl Toolbox {
                 passed: false,
                 status: "no test command configured or detected".into(),
                 condensed: String::new(),
+                log: String::new(),
             });
         };
         let command = match target {
@@ -445,6 +454,7 @@ impl Toolbox {
                 out.status_line()
             },
             condensed: condense_test_output(&all, 8_000),
+            log: all,
         })
     }
 }

@@ -35,6 +35,8 @@ pub enum ExitStatus {
 pub enum TestsOutcome {
     Passed,
     Failed,
+    /// Some tests fail, and each of them failed on the base commit too.
+    OnlyPreexistingFailures,
     NotRun,
 }
 
@@ -70,6 +72,9 @@ impl ExitStatus {
             ExitStatus::Submitted {
                 tests: TestsOutcome::Failed,
             } => "submitted, tests failing".into(),
+            ExitStatus::Submitted {
+                tests: TestsOutcome::OnlyPreexistingFailures,
+            } => "submitted, tests passing except ones that failed before the change too".into(),
             ExitStatus::Submitted {
                 tests: TestsOutcome::NotRun,
             } => "submitted, no tests run".into(),
@@ -177,6 +182,10 @@ pub struct Trajectory {
     /// New files the patch leaves out as scratch, each with why.
     #[serde(default)]
     pub left_out: Vec<crate::scratch::LeftOut>,
+    /// What mend's own checks found: the reproduction before and after, the regression
+    /// guard, the review round. Absent in runs made without them (and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::verify::Verification>,
     pub started_at_unix: u64,
     /// Best-of-N: every candidate, the matrix, the scores and the choice (this trajectory
     /// is the winner's). Absent for a single attempt that was not retried.

@@ -4,13 +4,14 @@
 //! selection, so every function here works on any sandbox in any state.
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mend_index::Index;
 use mend_sandbox::{Exec, Sandbox, SandboxError, Termination};
 use serde::{Deserialize, Serialize};
 
-use crate::condense::{clip, condense_test_output};
+use crate::condense::condense_test_output;
 
 /// Where the agent writes its reproduction (repository root). The prompts ask for it by this
 /// name; `scratch` leaves it out of the patch.
@@ -330,11 +331,13 @@ fn changed_lines(patch: &str) -> Vec<(String, Vec<u32>)> {
                 .map(|(a, _)| a.trim_start_matches("a/").trim_matches('"').to_string())
                 .unwrap_or_default();
             out.push((path, vec![]));
-        } else if line.starts_with("--- /dev/null") {
-            // A new file: nothing old to point at.
-            out.pop();
+        } else if line.starts_with("--- /dev/null") && !in_hunk {
+            // A new file: nothing old to point at (its hunks are skipped below).
+            if let Some(last) = out.last_mut() {
+                last.0.clear();
+            }
         } else if let Some(h) = line.strip_prefix("@@ -") {
-            in_hunk = out.last().is_some();
+            in_hunk = out.last().is_some_and(|(p, _)| !p.is_empty());
             old_line = h
                 .split([',', ' '])
                 .next()
@@ -481,6 +484,36 @@ fn tail(text: &str, max: usize) -> String {
     format!("[...]\n{}", &text[i..])
 }
 
+/// Which checks the agent makes at `submit`.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// Ask for `reproduce_issue.py` and run it on the base commit and on the patch.
+    pub reproduce: bool,
+    /// The repository's tests read test by test: enables the regression guard and the
+    /// discount of tests that fail on the base commit too. `None`: neither.
+    pub suite: Option<Arc<dyn TestSuite>>,
+    /// Most test files the guard runs.
+    pub guard_files: usize,
+    /// Time allowed for one run of the guard's tests (base and candidate each).
+    pub guard_timeout: Duration,
+    pub repro_timeout: Duration,
+    /// Once the checks pass, show the whole diff beside the issue for one round.
+    pub review: bool,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            reproduce: true,
+            suite: None,
+            guard_files: 8,
+            guard_timeout: Duration::from_secs(300),
+            repro_timeout: Duration::from_secs(60),
+            review: false,
+        }
+    }
+}
+
 /// What the agent's checks found, for the trajectory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
@@ -573,5 +606,45 @@ mod tests {
         // A run cut at its timeout says nothing of the tests it did not reach.
         let cut = run(&[("a", Passed)], true);
         assert!(regressions(&base, &cut).is_empty());
+    }
+
+    #[test]
+    fn related_tests_import_the_changed_module_or_name_its_symbols() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, t: &str| {
+            let p = d.path().join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, t).unwrap();
+        };
+        w("pkg/__init__.py", "from .stats import word_count\n");
+        w(
+            "pkg/stats.py",
+            "def word_count(text):\n    return len(text.split(' '))\n\n\ndef other():\n    return 1\n",
+        );
+        w("pkg/io.py", "def read():\n    return ''\n");
+        w(
+            "tests/test_stats.py",
+            "from pkg.stats import word_count\n\ndef test_a():\n    assert word_count('a b') == 2\n",
+        );
+        w(
+            "tests/test_api.py",
+            "from pkg import word_count\n\ndef test_b():\n    assert word_count('') == 0\n",
+        );
+        w(
+            "tests/test_io.py",
+            "from pkg.io import read\n\ndef test_c():\n    assert read() == ''\n",
+        );
+        let opts = mend_index::IndexOptions {
+            use_cache: false,
+            ..Default::default()
+        };
+        let ix = Index::from_worktree(d.path(), &opts).unwrap();
+        let patch = "diff --git a/pkg/stats.py b/pkg/stats.py\n--- a/pkg/stats.py\n+++ b/pkg/stats.py\n@@ -1,2 +1,2 @@\n def word_count(text):\n-    return len(text.split(' '))\n+    return len(text.split())\n";
+        let set = related_tests(&ix, patch, 8);
+        let paths = set.paths();
+        assert_eq!(paths, vec!["tests/test_stats.py", "tests/test_api.py"], "{set:?}");
+        assert!(set.changed.contains(&"word_count".to_string()), "{set:?}");
+        assert_eq!(related_tests(&ix, patch, 1).paths(), vec!["tests/test_stats.py"]);
+        assert!(related_tests(&ix, "", 8).is_empty());
     }
 }

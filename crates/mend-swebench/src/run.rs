@@ -718,10 +718,19 @@ async fn drive_instance(
         let child = ledger.child(format!("{id} attempt {}", k.unwrap_or(0) + 1), Limits::default());
         (opts.models)(inst, child, k).map_err(SwebenchError::Invalid)
     };
+    let mut config = opts.agent.clone();
+    // The regression guard reads this repository's tests with its own log parser.
+    if let Some(v) = config.verify.as_mut()
+        && v.suite.is_none()
+    {
+        v.suite = crate::suite::RepoSuite::for_instance(&opts.specs, &inst.repo, &inst.version)
+            .ok()
+            .map(|s| Arc::new(s) as Arc<dyn mend_agent::TestSuite>);
+    }
     let probe = Agent {
         model: model_for(None)?,
         prompts: opts.prompts.clone(),
-        config: opts.agent.clone(),
+        config: config.clone(),
     };
     // An issue too big for the model's window is refused before any container starts.
     probe
@@ -775,6 +784,7 @@ async fn drive_instance(
         None => traj_dir.join(format!("{id}.traj.json")),
         Some(k) => traj_dir.join(format!("{id}.cand{}.traj.json", k + 1)),
     };
+    let config = &config;
     let attempt = |k: usize, sandbox: Option<Arc<dyn Sandbox>>, sampling: Option<usize>, traj: PathBuf| {
         let (task, index, test_cmd, stop) = (task.clone(), index.clone(), test_cmd.clone(), stop.clone());
         let model = model_for(sampling);
@@ -787,7 +797,7 @@ async fn drive_instance(
             let agent = Agent {
                 model: model?,
                 prompts: opts.prompts.clone(),
-                config: opts.agent.clone(),
+                config: config.clone(),
             };
             let mut toolbox = Toolbox::new(sandbox.clone(), Some(test_cmd), index);
             toolbox.test_timeout = Duration::from_secs(1800);

@@ -36,6 +36,10 @@ impl RepoSuite {
     /// summary) or unittest (whose verbose lines Django's parser reads). `None` for any
     /// other command, whose output mend cannot read test by test.
     pub fn for_command(cmd: &str) -> Option<Self> {
+        // One plain command only: a shell line is not taken apart and re-run in pieces.
+        if cmd.contains([';', '&', '|', '<', '>', '`', '$', '\n']) {
+            return None;
+        }
         let words: Vec<&str> = cmd.split_whitespace().collect();
         if words.iter().any(|w| *w == "pytest" || w.ends_with("/pytest")) {
             let test_cmd = if words.contains(&"-rA") {
@@ -84,9 +88,19 @@ impl TestSuite for RepoSuite {
     }
 
     fn parse(&self, log: &str) -> BTreeMap<String, TestVerdict> {
-        self.parser
-            .parse(log)
-            .into_iter()
+        let map = self.parser.parse(log);
+        // unittest's `FAIL: name (module.Class.name)` header also gives the bare name (an
+        // official parser quirk kept for grading); the guard counts each test once.
+        let bare_dup = |k: &str| {
+            !k.contains(' ')
+                && map
+                    .range(format!("{k} (")..)
+                    .next()
+                    .is_some_and(|(n, _)| n.starts_with(&format!("{k} (")))
+        };
+        map.iter()
+            .filter(|(k, _)| !bare_dup(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .filter_map(|(k, v)| {
                 let v = match v {
                     TestStatus::Passed | TestStatus::Xfail => TestVerdict::Passed,
@@ -133,6 +147,7 @@ mod tests {
         let ut = RepoSuite::for_command("python3 -m unittest discover -v").unwrap();
         assert_eq!(ut.command(&["tests/test_a.py".into()]), "python3 -m unittest -v tests/test_a.py");
         assert!(RepoSuite::for_command("make test").is_none());
+        assert!(RepoSuite::for_command("echo x; touch y; python3 -m unittest -q").is_none());
     }
 
     #[test]
@@ -145,7 +160,7 @@ mod tests {
         assert_eq!(v["tests/test_b.py::test_three"], TestVerdict::Failed);
         assert_eq!(v["tests/test_a.py::test_four"], TestVerdict::Passed);
         let ut = RepoSuite::for_command("python -m unittest").unwrap();
-        let log = "test_x (tests.test_a.T.test_x) ... ok\ntest_y (tests.test_a.T.test_y) ... FAIL\n";
+        let log = "test_x (tests.test_a.T.test_x) ... ok\ntest_y (tests.test_a.T.test_y) ... FAIL\n\nFAIL: test_y (tests.test_a.T.test_y)\n";
         let v = ut.parse(log);
         assert_eq!(v.values().filter(|v| **v == TestVerdict::Passed).count(), 1, "{v:?}");
         assert_eq!(v.values().filter(|v| **v == TestVerdict::Failed).count(), 1, "{v:?}");

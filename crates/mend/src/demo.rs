@@ -128,6 +128,8 @@ pub async fn run(
         candidates: args.candidates,
         judge: false,
         replays,
+        review: false,
+        no_checks: false,
     };
     let code = crate::fix::run(fix, stop).await?;
     if let Ok(patch) = std::fs::read_to_string(dir.join("fix.patch")) {

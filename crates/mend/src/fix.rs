@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use mend_agent::trajectory::{Trajectory, TrajectoryWriter};
 use mend_agent::{
-    Agent, AgentConfig, Event, ExitStatus, Prompts, TaskInput, TestsOutcome, Toolbox, deliver,
-    workspace,
+    Agent, AgentConfig, Event, ExitStatus, Prompts, TaskInput, TestSuite, TestsOutcome, Toolbox,
+    VerifyConfig, deliver, workspace,
 };
 use futures_util::StreamExt;
 use mend_agent::{ContextOptions, RepoContext, repo_context};
@@ -18,6 +18,7 @@ use mend_agent::{candidates, select};
 use mend_index::{Index, IndexOptions};
 use mend_llm::Limits;
 use mend_sandbox::{DockerConfig, DockerEngine, Sandbox};
+use mend_swebench::suite::RepoSuite;
 
 use crate::config::{FileConfig, RepoConfig};
 use crate::issue::{self, GitHubSettings, IssueArg};
@@ -86,6 +87,14 @@ pub struct FixArgs {
     /// One recording per attempt instead of --replay (the demo's three candidates).
     #[arg(skip)]
     pub replays: Vec<PathBuf>,
+    /// Once the checks pass, show the model its whole diff beside the issue for one more
+    /// round (confirm or revise; one more model call at least).
+    #[arg(long)]
+    pub review: bool,
+    /// Skip mend's own checks at submit: the reproduction runs, the regression guard and
+    /// the base-commit run that tells failures the change did not cause.
+    #[arg(long)]
+    pub no_checks: bool,
 }
 
 pub async fn run(
@@ -254,17 +263,34 @@ pub async fn run(
     let mut config = AgentConfig {
         max_steps,
         network: args.network,
+        // The suite is found in each attempt's sandbox (the test command it detects).
+        verify: (!args.no_checks).then(|| VerifyConfig {
+            suite: None,
+            review: args.review,
+            ..Default::default()
+        }),
         ..Default::default()
     };
-    // A replay condenses where the recorded run did: with its prompt budget.
-    if let Some(t) = args
-        .model
-        .replay
-        .as_deref()
-        .and_then(|p| Trajectory::load(p).ok())
-    {
-        config.prompt_budget = t.prompt_budget;
-        config.replay_condensations = Some(t.condensations);
+    // A replay condenses where the recorded run did: with its prompt budget, and checks
+    // as the recorded run made them (none for trajectories made before they existed). A
+    // bare recording of exchanges (the demo's) says nothing of them: checks on, no review
+    // (the checks ask the model nothing unless they find something).
+    if let Some(path) = args.model.replay.as_deref() {
+        match Trajectory::load(path) {
+            Ok(t) => {
+                config.prompt_budget = t.prompt_budget;
+                config.replay_condensations = Some(t.condensations);
+                match (&mut config.verify, &t.verification) {
+                    (Some(v), Some(rec)) => v.review = rec.review.is_some(),
+                    (v, _) => *v = None,
+                }
+            }
+            Err(_) => {
+                if let Some(v) = config.verify.as_mut() {
+                    v.review = false;
+                }
+            }
+        }
     }
     let task_issue = match &repo_cfg.description {
         Some(d) => format!(
@@ -435,11 +461,24 @@ impl AttemptCtx<'_> {
             ),
             Place::Local => Arc::new(workspace::local_workspace(self.repo, self.base)?),
         };
-        let toolbox = Toolbox::new(sandbox.clone(), self.test_cmd.clone(), self.index.clone());
+        let mut toolbox =
+            Toolbox::new(sandbox.clone(), self.test_cmd.clone(), self.index.clone());
+        let mut config = self.config.clone();
+        // The checks read the test command's output test by test: pytest's or unittest's.
+        if let Some(v) = config.verify.as_mut()
+            && v.suite.is_none()
+        {
+            v.suite = toolbox
+                .detect_test_command()
+                .await
+                .as_deref()
+                .and_then(RepoSuite::for_command)
+                .map(|s| Arc::new(s) as Arc<dyn TestSuite>);
+        }
         let agent = Agent {
             model,
             prompts: Prompts::builtin()?,
-            config: self.config.clone(),
+            config,
         };
         let task = TaskInput {
             issue: self.issue.clone(),
@@ -508,6 +547,7 @@ fn print_event(tag: &str, e: Event) {
         } => eprintln!(
             "{tag}  condensed the conversation ({stage}): {tokens_before} -> {tokens_after} tokens"
         ),
+        Event::Checked { summary } => eprintln!("{tag}checks: {summary}"),
         Event::Finished { .. } => {}
     }
 }
@@ -685,7 +725,7 @@ fn exit_code(exit: &ExitStatus, empty_patch: bool) -> ExitCode {
             tests: TestsOutcome::Passed | TestsOutcome::NotRun,
         } => ExitCode::SUCCESS,
         ExitStatus::Submitted {
-            tests: TestsOutcome::Failed,
+            tests: TestsOutcome::Failed | TestsOutcome::OnlyPreexistingFailures,
         } => ExitCode::from(3),
         _ => ExitCode::from(4),
     }

@@ -168,9 +168,20 @@ pub struct RunArgs {
     /// tests it needs; full suites of large repositories take too long).
     #[arg(long)]
     pub test_on_submit: bool,
-    /// Do not index the repository for the first prompt's hints.
+    /// Do not index the repository for the first prompt's hints (nor for the regression
+    /// guard, which chooses its tests from the index).
     #[arg(long)]
     pub no_index: bool,
+    /// Once the checks pass, show the model its whole diff beside the issue for one more
+    /// round (confirm or revise; one more model call at least).
+    #[arg(long)]
+    pub review: bool,
+    /// Skip mend's own checks at submit: the reproduction runs and the regression guard.
+    #[arg(long)]
+    pub no_checks: bool,
+    /// Seconds one run of the regression guard's tests may take (base and patch each).
+    #[arg(long, default_value_t = 300)]
+    pub guard_timeout: u64,
     /// Give the agent's containers network access (off by default).
     #[arg(long)]
     pub network: bool,
@@ -938,13 +949,29 @@ async fn run_cmd(
         .model_name
         .clone()
         .unwrap_or_else(|| format!("mend__{}", model_label.replace('/', "__")));
-    let agent = mend_agent::AgentConfig {
+    let mut agent = mend_agent::AgentConfig {
         max_steps: a.max_steps,
         max_wall: Duration::from_secs(a.max_minutes * 60),
         test_on_submit: a.test_on_submit,
         network: a.network,
+        // The suite is each instance's own (set per instance from the specs).
+        verify: (!a.no_checks).then(|| mend_agent::VerifyConfig {
+            review: a.review,
+            guard_timeout: Duration::from_secs(a.guard_timeout),
+            ..Default::default()
+        }),
         ..Default::default()
     };
+    // A recorded run replays with the checks it made (none for runs made before them).
+    if let Some(path) = &a.model.replay {
+        match mend_agent::Trajectory::load(path) {
+            Ok(t) => match (&mut agent.verify, &t.verification) {
+                (Some(v), Some(rec)) => v.review = rec.review.is_some(),
+                (v, _) => *v = None,
+            },
+            Err(_) => agent.verify = None,
+        }
+    }
     let display = RunDisplay::new();
     let d = display.clone();
     let opts = mend_swebench::RunOptions {

@@ -46,6 +46,16 @@ fn the_demo_fixes_the_bundled_repository_in_docker_labelled_as_a_replay() {
         runs.last().unwrap().contains("passed") || runs.last().unwrap().contains("OK"),
         "{runs:?}"
     );
+    // mend ran the model's reproduction on the original code and on the fix, and left it
+    // out of the patch.
+    let v = &traj["verification"];
+    assert_eq!(v["repro_base"]["outcome"], "reproduces", "{v}");
+    assert_eq!(v["repro_final"]["outcome"], "fixed", "{v}");
+    assert!(!stdout.contains("reproduce_issue.py"), "{stdout}");
+    assert!(
+        stderr.contains("checks: reproduction fails before the change, passes after"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -96,7 +106,13 @@ async fn regenerate_demo_recording() {
             json!({"path": "textkit/stats.py"}),
         ),
         say(
-            "`word_count` splits on a single space. Let me run the tests to see the failures first.",
+            "`word_count` splits on a single space. I'll reproduce the three cases of the issue first.",
+            "edit",
+            json!({"mode": "create", "path": "reproduce_issue.py", "new_text": "from textkit import word_count\n\ncases = {\"the  quick brown   fox\": 4, \"the\\nquick\\tbrown fox\": 4, \"\": 0}\nwrong = {t: word_count(t) for t, want in cases.items() if word_count(t) != want}\nassert not wrong, f\"wrong counts: {wrong}\"\nprint(\"all counts right\")\n"}),
+        ),
+        say("Run it.", "bash", json!({"command": "python3 reproduce_issue.py"})),
+        say(
+            "Reproduced: all three counts are wrong. Let me run the tests to see the failures too.",
             "run_tests",
             json!({}),
         ),
@@ -107,7 +123,8 @@ async fn regenerate_demo_recording() {
             "edit",
             json!({"mode": "replace", "path": "textkit/stats.py", "old_text": "    return len(text.split(\" \"))", "new_text": "    return len(text.split())"}),
         ),
-        say("Now the tests again.", "run_tests", json!({})),
+        say("Now the reproduction again.", "bash", json!({"command": "python3 reproduce_issue.py"})),
+        say("And the tests.", "run_tests", json!({})),
         say(
             "All tests pass.",
             "submit",
