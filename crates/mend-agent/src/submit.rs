@@ -4,6 +4,7 @@
 //! either ends the run or answers the model with what to do next.
 use std::time::Instant;
 
+use mend_sandbox::SandboxError;
 use serde_json::json;
 
 use crate::agent::{Agent, Event};
@@ -129,13 +130,22 @@ impl Agent {
         let guard = self.guard(tools, &patch, &verify, state, traj).await;
         let repro = self.reproduce(tools, &patch, &verify, state, traj).await;
         add_ms(traj, t0);
+        // A check that cannot run is left out; a sandbox left without the patch is not.
         let guard = match guard {
             Ok(g) => g,
-            Err(e) => return (Err(e), None),
+            Err(e) if fatal(&e) => return (Err(e.to_string()), None),
+            Err(e) => {
+                tracing::warn!(error = %e, "the regression guard could not run");
+                None
+            }
         };
         let repro = match repro {
             Ok(r) => r,
-            Err(e) => return (Err(e), None),
+            Err(e) if fatal(&e) => return (Err(e.to_string()), None),
+            Err(e) => {
+                tracing::warn!(error = %e, "the reproduction could not run");
+                None
+            }
         };
         let regs = guard.as_ref().map(|g| g.0.clone()).unwrap_or_default();
         on_event(Event::Checked {
@@ -285,7 +295,7 @@ impl Agent {
         verify: &VerifyConfig,
         state: &mut SubmitState,
         traj: &mut Trajectory,
-    ) -> Result<Option<(Vec<String>, RegressionRun)>, String> {
+    ) -> Result<Option<(Vec<String>, RegressionRun)>, SandboxError> {
         let (Some(suite), Some(index)) = (verify.suite.clone(), tools.index().cloned()) else {
             return Ok(None);
         };
@@ -309,14 +319,14 @@ impl Agent {
                 })
                 .await
                 .and_then(|r| r)
-                .map_err(|e| e.to_string())?;
+                ?;
                 state.base_guard = Some((paths, run.clone()));
                 run
             }
         };
         let after = verify::run_regression(sb.as_ref(), suite.as_ref(), &set, verify.guard_timeout)
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         let regs = verify::regressions(&base, &after);
         if let Some(v) = traj.verification.as_mut() {
             v.regression_base = Some(base);
@@ -335,14 +345,14 @@ impl Agent {
         verify: &VerifyConfig,
         state: &mut SubmitState,
         traj: &mut Trajectory,
-    ) -> Result<Option<ReproRun>, String> {
+    ) -> Result<Option<ReproRun>, SandboxError> {
         if !verify.reproduce {
             return Ok(None);
         }
         let sb = tools.sandbox().clone();
         let Some(repro) = Reproduction::find(sb.as_ref())
             .await
-            .map_err(|e| e.to_string())?
+            ?
         else {
             return Ok(None);
         };
@@ -354,14 +364,14 @@ impl Agent {
                 })
                 .await
                 .and_then(|r| r)
-                .map_err(|e| e.to_string())?;
+                ?;
                 state.base_repro = Some((repro.content.clone(), run.clone()));
                 run
             }
         };
         let after = verify::run_reproduction(sb.as_ref(), &repro, verify.repro_timeout)
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         state.repro_patch = Some(patch.to_string());
         if let Some(v) = traj.verification.as_mut() {
             v.reproduction = Some(repro);
@@ -396,6 +406,16 @@ impl Agent {
             tracing::warn!(error = %e, "could not run the reproduction at the end of the run");
         }
         add_ms(traj, t0);
+    }
+}
+
+/// Whether a check's error leaves the sandbox unusable: the engine gone, or the patch not
+/// put back after a base-commit run.
+fn fatal(e: &SandboxError) -> bool {
+    match e {
+        SandboxError::Engine { action, .. } => action.starts_with("putting the patch back"),
+        SandboxError::ContainerGone(_) | SandboxError::EngineUnavailable(_) => true,
+        _ => false,
     }
 }
 
