@@ -6,7 +6,10 @@
 //! with their test lists), `pools.jsonl` (candidates per instance, shuffled, made without a
 //! model) and `images.json` (instance -> image, from the gold evaluation).
 //!
-//! 1. Truth: every candidate graded by the harness with the instance's tests (`evaluate`).
+//! 1. Truth: every candidate graded by the harness with the instance's tests (`evaluate`),
+//!    except two known already: gold resolves (bench_select.py keeps only instances whose
+//!    gold patch the harness resolved) and the empty patch does not (FAIL_TO_PASS are the
+//!    tests that fail on the base commit: that is how they were found).
 //! 2. Signals available at inference, each candidate in the instance's container: empty,
 //!    does not apply, does not parse; the regression guard (the existing tests most related
 //!    to the candidates' changes, picked from the index, run on the base commit and on
@@ -124,7 +127,7 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
         let preds: Vec<Prediction> = pools
             .iter()
             .filter_map(|p| {
-                p.candidates.get(k).map(|c| Prediction {
+                p.candidates.get(k).filter(|c| !known(c)).map(|c| Prediction {
                     instance_id: p.instance_id.clone(),
                     model_name_or_path: model.clone(),
                     model_patch: Some(c.patch.clone()),
@@ -144,15 +147,27 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
         opts.run_empty_patches = true;
         opts.specs = specs.clone();
         eprintln!("grading slot {} of {k_max} ...", k + 1);
-        let summary = mend_swebench::evaluate(opts)
-            .await
-            .map_err(|e| e.to_string())?;
+        let summary = if opts_empty(&opts) {
+            None
+        } else {
+            Some(mend_swebench::evaluate(opts).await.map_err(|e| e.to_string())?)
+        };
         for p in &pools {
             if p.candidates.len() <= k {
                 continue;
             }
             let inst = by_id[p.instance_id.as_str()];
-            let outcome = summary.outcomes.get(&p.instance_id);
+            let c = &p.candidates[k];
+            if known(c) {
+                let gold = c.kind == "gold";
+                truth.entry(p.instance_id.clone()).or_default().push(Truth {
+                    resolved: gold,
+                    applied: true,
+                    fail_to_pass: gold,
+                });
+                continue;
+            }
+            let outcome = summary.as_ref().and_then(|s| s.outcomes.get(&p.instance_id));
             let report = instance_log_dir(&work.join("logs"), &run_id, &model, &p.instance_id)
                 .join("report.json");
             let f2p = std::fs::read_to_string(&report)
@@ -313,6 +328,15 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Candidates whose verdict is known without grading: gold (validated) and empty (the base).
+fn known(c: &PoolCandidate) -> bool {
+    c.kind == "gold" || c.kind == "empty"
+}
+
+fn opts_empty(o: &EvalOptions) -> bool {
+    matches!(&o.predictions, PredictionsSource::List(l) if l.is_empty())
+}
+
 /// Each candidate of the pool in the instance's container: dropped or kept, and the
 /// related tests it breaks.
 async fn signals(
@@ -348,7 +372,7 @@ async fn signals(
     .await
     .map_err(|e| e.to_string())??;
     drop(dir);
-    let timeout = Duration::from_secs(600);
+    let timeout = Duration::from_secs(300);
     let base = if set.is_empty() {
         None
     } else {
