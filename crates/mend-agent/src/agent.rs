@@ -15,8 +15,7 @@ use crate::scratch::drop_build_junk;
 use crate::submit::SubmitState;
 use crate::tools::{ToolResult, Toolbox};
 use crate::trajectory::{
-    Action, CallKind, Condensation, ExitStatus, Step, Totals, Trajectory,
-    TrajectoryWriter,
+    Action, CallKind, Condensation, ExitStatus, Step, Totals, Trajectory, TrajectoryWriter,
 };
 use mend_llm::{
     Completion, ExchangeCompactor, Message, Model, ModelError, Problem, ToolCall, ToolDef, ToolMode,

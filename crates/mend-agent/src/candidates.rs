@@ -86,7 +86,12 @@ pub async fn gather(cands: &[Candidate], opts: &GatherOptions) -> (Evidence, Mat
         valid: vec![false; n],
     };
     // Out before anything runs: empty, or Python that no longer parses.
-    let parse = join_all(cands.iter().map(|c| parse_problem(c.sandbox.as_ref(), &c.patch))).await;
+    let parse = join_all(
+        cands
+            .iter()
+            .map(|c| parse_problem(c.sandbox.as_ref(), &c.patch)),
+    )
+    .await;
     for (i, p) in parse.into_iter().enumerate() {
         if cands[i].patch.trim().is_empty() {
             ev.candidates[i].dropped = Some("empty".into());
@@ -101,7 +106,8 @@ pub async fn gather(cands: &[Candidate], opts: &GatherOptions) -> (Evidence, Mat
         matrix.ms = t0.elapsed().as_millis() as u64;
         return (ev, matrix);
     };
-    let repros: Vec<Option<&Reproduction>> = cands.iter().map(|c| c.reproduction.as_ref()).collect();
+    let repros: Vec<Option<&Reproduction>> =
+        cands.iter().map(|c| c.reproduction.as_ref()).collect();
     // The related tests of every kept candidate's change, so all are judged on one set.
     let set = match (&opts.suite, &opts.index) {
         (Some(_), Some(ix)) => {
@@ -122,7 +128,9 @@ pub async fn gather(cands: &[Candidate], opts: &GatherOptions) -> (Evidence, Mat
             });
         }
         let reg = match (&opts.suite, &set) {
-            (Some(s), Some(set)) => run_regression(base_sb, s.as_ref(), set, opts.guard_timeout).await.ok(),
+            (Some(s), Some(set)) => run_regression(base_sb, s.as_ref(), set, opts.guard_timeout)
+                .await
+                .ok(),
             _ => None,
         };
         (outs, reg)
@@ -173,7 +181,10 @@ pub async fn gather(cands: &[Candidate], opts: &GatherOptions) -> (Evidence, Mat
     }))
     .await;
     for (i, row, regs) in per {
-        ev.candidates[i].passes = row.iter().map(|o| o.map(|o| o == ReproOutcome::Fixed)).collect();
+        ev.candidates[i].passes = row
+            .iter()
+            .map(|o| o.map(|o| o == ReproOutcome::Fixed))
+            .collect();
         ev.candidates[i].regressions = regs;
         matrix.runs[i] = row;
     }
@@ -198,7 +209,8 @@ pub async fn parse_problem(sb: &dyn Sandbox, patch: &str) -> Option<String> {
     let mut argv = vec![
         "sh".to_string(),
         "-c".into(),
-        "PY=$(command -v python || command -v python3) || exit 0; exec \"$PY\" -c \"$0\" \"$@\"".into(),
+        "PY=$(command -v python || command -v python3) || exit 0; exec \"$PY\" -c \"$0\" \"$@\""
+            .into(),
         CHECK.into(),
     ];
     argv.extend(files);
@@ -263,10 +275,15 @@ pub async fn judge(
          the issue best? Answer with its number only, like `#2`.\n\n<issue>\n{issue}\n</issue>\n"
     );
     for (i, p) in tied {
-        prompt.push_str(&format!("\n<candidate number=\"#{}\">\n{p}\n</candidate>\n", i + 1));
+        prompt.push_str(&format!(
+            "\n<candidate number=\"#{}\">\n{p}\n</candidate>\n",
+            i + 1
+        ));
     }
     let msgs = [
-        mend_llm::Message::system("You review patches. Reply with the number of the best candidate."),
+        mend_llm::Message::system(
+            "You review patches. Reply with the number of the best candidate.",
+        ),
         mend_llm::Message::user(prompt),
     ];
     let reply = model.complete(&msgs, &[]).await.ok()?;
@@ -308,9 +325,15 @@ mod tests {
     #[test]
     fn the_judges_answer_is_read_as_one_of_the_tied() {
         let among = [1usize, 3];
-        assert_eq!(pick_number("I'd go with #4.", among.iter().copied()), Some(3));
+        assert_eq!(
+            pick_number("I'd go with #4.", among.iter().copied()),
+            Some(3)
+        );
         assert_eq!(pick_number("Candidate 2", among.iter().copied()), Some(1));
-        assert_eq!(pick_number("#1 is wrong; #2", among.iter().copied()), Some(1));
+        assert_eq!(
+            pick_number("#1 is wrong; #2", among.iter().copied()),
+            Some(1)
+        );
         assert_eq!(pick_number("none of them", among.iter().copied()), None);
     }
 }

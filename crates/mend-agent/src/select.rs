@@ -68,9 +68,14 @@ pub struct Choice {
 impl Choice {
     /// The selection table, one candidate a line.
     pub fn table(&self) -> String {
-        let mut out = String::from(" #  verdict            repro   regressions  score  votes  lines\n");
+        let mut out =
+            String::from(" #  verdict            repro   regressions  score  votes  lines\n");
         for r in &self.rows {
-            let mark = if Some(r.index) == self.winner { "*" } else { " " };
+            let mark = if Some(r.index) == self.winner {
+                "*"
+            } else {
+                " "
+            };
             let verdict = match &r.dropped {
                 Some(d) => format!("out: {d}"),
                 None => "kept".into(),
@@ -122,11 +127,7 @@ pub fn choose(ev: &Evidence, judge: Option<Judge<'_>>) -> Choice {
                 .filter(|(j, p)| ev.valid.get(*j).copied().unwrap_or(false) && **p == Some(true))
                 .count();
             let regressions = c.regressions.as_ref().map(|r| r.len());
-            let repro = if valid_total == 0 {
-                0
-            } else {
-                (passed * 2000 / valid_total) as u32
-            };
+            let repro = (passed * 2000).checked_div(valid_total).unwrap_or(0) as u32;
             let guard = match regressions {
                 Some(0) => 1000,
                 Some(n) => (400 / n) as u32,
@@ -317,7 +318,8 @@ pub fn changed_lines(patch: &str) -> usize {
     patch
         .lines()
         .filter(|l| {
-            (l.starts_with('+') && !l.starts_with("+++")) || (l.starts_with('-') && !l.starts_with("---"))
+            (l.starts_with('+') && !l.starts_with("+++"))
+                || (l.starts_with('-') && !l.starts_with("---"))
         })
         .count()
 }
@@ -327,7 +329,8 @@ mod tests {
     use super::*;
 
     fn diff(lines: &[&str]) -> String {
-        let mut s = String::from("diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1,1 +1,1 @@\n");
+        let mut s =
+            String::from("diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -1,1 +1,1 @@\n");
         for l in lines {
             s.push_str(l);
             s.push('\n');
@@ -364,7 +367,11 @@ mod tests {
         let mut broken = cand(&diff(&["+def f(:"]), &[], None);
         broken.dropped = Some("does not parse: m.py line 1".into());
         let ev = Evidence {
-            candidates: vec![cand("", &[], None), broken, cand(&diff(&["+x = 1"]), &[], None)],
+            candidates: vec![
+                cand("", &[], None),
+                broken,
+                cand(&diff(&["+x = 1"]), &[], None),
+            ],
             valid: vec![],
         };
         let c = choose(&ev, None);
@@ -387,8 +394,16 @@ mod tests {
         let ev = Evidence {
             candidates: vec![
                 cand(&wrong, &[Some(false), Some(false), Some(false)], Some(0)),
-                cand(&diff(&["+y = 2", "+z = 3"]), &[Some(true), Some(true), Some(true)], Some(1)),
-                cand(&diff(&["-x = 1", "+x = 2"]), &[Some(true), Some(true), Some(true)], Some(0)),
+                cand(
+                    &diff(&["+y = 2", "+z = 3"]),
+                    &[Some(true), Some(true), Some(true)],
+                    Some(1),
+                ),
+                cand(
+                    &diff(&["-x = 1", "+x = 2"]),
+                    &[Some(true), Some(true), Some(true)],
+                    Some(0),
+                ),
                 cand(&wrong, &[Some(false), Some(false), Some(false)], Some(0)),
             ],
             // The third reproduction passes on base already: it does not count.
@@ -411,7 +426,11 @@ mod tests {
         let a2 = diff(&["-x = 1", "+x=2   # fixed"]);
         let big = diff(&["-x = 1", "+x = 2", "+y = 3"]);
         let ev = Evidence {
-            candidates: vec![cand(&big, &[], None), cand(&a, &[], None), cand(&a2, &[], None)],
+            candidates: vec![
+                cand(&big, &[], None),
+                cand(&a, &[], None),
+                cand(&a2, &[], None),
+            ],
             valid: vec![],
         };
         let c = choose(&ev, None);

@@ -13,8 +13,8 @@ use crate::scratch::deliverable;
 use crate::tools::{TestRun, Toolbox};
 use crate::trajectory::{ExitStatus, TestsOutcome, Trajectory};
 use crate::verify::{
-    self, RegressionRun, ReproOutcome, ReproRun, Reproduction, Review, SubmitCheck,
-    Verification, VerifyConfig,
+    self, RegressionRun, ReproOutcome, ReproRun, Reproduction, Review, SubmitCheck, Verification,
+    VerifyConfig,
 };
 
 /// What the loop carries from one `submit` to the next.
@@ -72,11 +72,7 @@ impl Agent {
         // Submitted again after the review: unchanged is a confirmation.
         if let Some((shown, status)) = state.review.take() {
             let same = shown == patch;
-            if let Some(r) = traj
-                .verification
-                .as_mut()
-                .and_then(|v| v.review.as_mut())
-            {
+            if let Some(r) = traj.verification.as_mut().and_then(|v| v.review.as_mut()) {
                 r.outcome = Some(if same { "confirmed" } else { "revised" }.into());
             }
             if same {
@@ -149,12 +145,23 @@ impl Agent {
         };
         let regs = guard.as_ref().map(|g| g.0.clone()).unwrap_or_default();
         on_event(Event::Checked {
-            summary: checks_line(traj.verification.as_ref(), guard.as_ref().map(|g| &g.1), &regs),
+            summary: checks_line(
+                traj.verification.as_ref(),
+                guard.as_ref().map(|g| &g.1),
+                &regs,
+            ),
         });
         if let Some((regs, after)) = guard.filter(|g| !g.0.is_empty() && state.repairs_left > 0) {
             let rounds_left = state.repairs_left;
             state.repairs_left -= 1;
-            record_check(traj, step, repro.as_ref().map(|r| r.outcome), regs.clone(), false, "repair");
+            record_check(
+                traj,
+                step,
+                repro.as_ref().map(|r| r.outcome),
+                regs.clone(),
+                false,
+                "repair",
+            );
             let text = self
                 .prompts
                 .render(
@@ -168,7 +175,14 @@ impl Agent {
         }
         if verify.review && !state.reviewed {
             state.reviewed = true;
-            record_check(traj, step, repro.as_ref().map(|r| r.outcome), regs.clone(), false, "review");
+            record_check(
+                traj,
+                step,
+                repro.as_ref().map(|r| r.outcome),
+                regs.clone(),
+                false,
+                "review",
+            );
             if let Some(v) = traj.verification.as_mut() {
                 v.review = Some(Review {
                     step,
@@ -193,7 +207,14 @@ impl Agent {
             state.review = Some((patch, status));
             return (Ok(text), None);
         }
-        record_check(traj, step, repro.as_ref().map(|r| r.outcome), regs, false, "accepted");
+        record_check(
+            traj,
+            step,
+            repro.as_ref().map(|r| r.outcome),
+            regs,
+            false,
+            "accepted",
+        );
         (Ok(done), Some(status))
     }
 
@@ -278,7 +299,11 @@ impl Agent {
             state.base_failing = Some(base);
         }
         let base = state.base_failing.clone().flatten()?;
-        let old: Vec<String> = failing.iter().filter(|f| base.contains(*f)).cloned().collect();
+        let old: Vec<String> = failing
+            .iter()
+            .filter(|f| base.contains(*f))
+            .cloned()
+            .collect();
         Some(Preexisting {
             only: old.len() == failing.len(),
             failing: old,
@@ -318,15 +343,13 @@ impl Agent {
                     verify::run_regression(sb.as_ref(), suite.as_ref(), &set, verify.guard_timeout)
                 })
                 .await
-                .and_then(|r| r)
-                ?;
+                .and_then(|r| r)?;
                 state.base_guard = Some((paths, run.clone()));
                 run
             }
         };
-        let after = verify::run_regression(sb.as_ref(), suite.as_ref(), &set, verify.guard_timeout)
-            .await
-            ?;
+        let after =
+            verify::run_regression(sb.as_ref(), suite.as_ref(), &set, verify.guard_timeout).await?;
         let regs = verify::regressions(&base, &after);
         if let Some(v) = traj.verification.as_mut() {
             v.regression_base = Some(base);
@@ -350,10 +373,7 @@ impl Agent {
             return Ok(None);
         }
         let sb = tools.sandbox().clone();
-        let Some(repro) = Reproduction::find(sb.as_ref())
-            .await
-            ?
-        else {
+        let Some(repro) = Reproduction::find(sb.as_ref()).await? else {
             return Ok(None);
         };
         let base = match &state.base_repro {
@@ -363,15 +383,12 @@ impl Agent {
                     verify::run_reproduction(sb.as_ref(), &repro, verify.repro_timeout)
                 })
                 .await
-                .and_then(|r| r)
-                ?;
+                .and_then(|r| r)?;
                 state.base_repro = Some((repro.content.clone(), run.clone()));
                 run
             }
         };
-        let after = verify::run_reproduction(sb.as_ref(), &repro, verify.repro_timeout)
-            .await
-            ?;
+        let after = verify::run_reproduction(sb.as_ref(), &repro, verify.repro_timeout).await?;
         state.repro_patch = Some(patch.to_string());
         if let Some(v) = traj.verification.as_mut() {
             v.reproduction = Some(repro);
@@ -397,7 +414,10 @@ impl Agent {
             Err(_) => return,
         };
         if state.repro_patch.as_deref() == Some(patch.as_str())
-            && traj.verification.as_ref().is_some_and(|v| v.repro_final.is_some())
+            && traj
+                .verification
+                .as_ref()
+                .is_some_and(|v| v.repro_final.is_some())
         {
             return;
         }

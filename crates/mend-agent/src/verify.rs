@@ -291,11 +291,7 @@ pub fn related_tests(index: &Index, patch: &str, max_files: usize) -> Regression
     scored.truncate(max_files);
     RegressionSet {
         files: scored,
-        changed: modules
-            .into_iter()
-            .map(|(m, _)| m)
-            .chain(symbols)
-            .collect(),
+        changed: modules.into_iter().map(|(m, _)| m).chain(symbols).collect(),
     }
 }
 
@@ -427,7 +423,9 @@ where
     let file = format!("/tmp/.mend-verify-{}-{nanos}.patch", std::process::id());
     // Outside the repository, so through a shell (the file API stays under the root).
     let put = sb
-        .exec(&Exec::new(["sh", "-c", "cat > \"$1\"", "sh", &file]).stdin(patch.as_bytes().to_vec()))
+        .exec(
+            &Exec::new(["sh", "-c", "cat > \"$1\"", "sh", &file]).stdin(patch.as_bytes().to_vec()),
+        )
         .await?;
     if !put.success() {
         return Err(SandboxError::Engine {
@@ -577,7 +575,10 @@ mod tests {
     #[test]
     fn changed_lines_follow_the_old_side() {
         let patch = "diff --git a/pkg/a.py b/pkg/a.py\n--- a/pkg/a.py\n+++ b/pkg/a.py\n@@ -10,3 +10,3 @@ def f():\n     x = 1\n-    y = 2\n+    y = 3\n     z = 4\ndiff --git a/new.py b/new.py\nnew file mode 100644\n--- /dev/null\n+++ b/new.py\n@@ -0,0 +1 @@\n+x\n";
-        assert_eq!(changed_lines(patch), vec![("pkg/a.py".into(), vec![11, 11])]);
+        assert_eq!(
+            changed_lines(patch),
+            vec![("pkg/a.py".into(), vec![11, 11])]
+        );
     }
 
     #[test]
@@ -600,7 +601,10 @@ mod tests {
     #[test]
     fn a_regression_passed_before_and_fails_or_vanishes_after() {
         use TestVerdict::*;
-        let base = run(&[("a", Passed), ("b", Failed), ("c", Passed), ("d", Passed)], false);
+        let base = run(
+            &[("a", Passed), ("b", Failed), ("c", Passed), ("d", Passed)],
+            false,
+        );
         let after = run(&[("a", Failed), ("b", Failed), ("c", Passed)], false);
         assert_eq!(regressions(&base, &after), vec!["a", "d"]);
         // A run cut at its timeout says nothing of the tests it did not reach.
@@ -642,9 +646,16 @@ mod tests {
         let patch = "diff --git a/pkg/stats.py b/pkg/stats.py\n--- a/pkg/stats.py\n+++ b/pkg/stats.py\n@@ -1,2 +1,2 @@\n def word_count(text):\n-    return len(text.split(' '))\n+    return len(text.split())\n";
         let set = related_tests(&ix, patch, 8);
         let paths = set.paths();
-        assert_eq!(paths, vec!["tests/test_stats.py", "tests/test_api.py"], "{set:?}");
+        assert_eq!(
+            paths,
+            vec!["tests/test_stats.py", "tests/test_api.py"],
+            "{set:?}"
+        );
         assert!(set.changed.contains(&"word_count".to_string()), "{set:?}");
-        assert_eq!(related_tests(&ix, patch, 1).paths(), vec!["tests/test_stats.py"]);
+        assert_eq!(
+            related_tests(&ix, patch, 1).paths(),
+            vec!["tests/test_stats.py"]
+        );
         assert!(related_tests(&ix, "", 8).is_empty());
     }
 }

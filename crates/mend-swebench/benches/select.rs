@@ -35,10 +35,10 @@ use mend_agent::select::{CandidateEvidence, Evidence, choose};
 use mend_agent::verify::{RegressionSet, TestSuite, regressions, related_tests, run_regression};
 use mend_index::{Index, IndexOptions};
 use mend_sandbox::{DockerConfig, DockerEngine, DockerSandbox, Exec, Sandbox, UserChoice};
-use mend_swebench::{EvalOptions, Outcome, PredictionsSource, instance_log_dir};
 use mend_swebench::grading::ReportFile;
 use mend_swebench::script::REPO_DIR;
 use mend_swebench::suite::RepoSuite;
+use mend_swebench::{EvalOptions, Outcome, PredictionsSource, instance_log_dir};
 use mend_swebench::{Instance, LocalImages, Prediction, Specs, load_instances};
 use serde::Deserialize;
 use serde_json::json;
@@ -64,6 +64,9 @@ struct Truth {
     fail_to_pass: bool,
 }
 
+/// One instance's checks: per candidate, the related tests, the seconds they took.
+type Checked = (Vec<Signals>, RegressionSet, f64);
+
 /// What the inference-side checks said of one candidate.
 #[derive(Clone, Default)]
 struct Signals {
@@ -72,9 +75,14 @@ struct Signals {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let Some(work) = args.first().map(PathBuf::from) else {
-        eprintln!("usage: select WORK [--workers N]  (WORK: mined.jsonl, pools.jsonl, images.json)");
+        eprintln!(
+            "usage: select WORK [--workers N]  (WORK: mined.jsonl, pools.jsonl, images.json)"
+        );
         std::process::exit(2);
     };
     let workers: usize = flag(&args, "--workers")
@@ -106,11 +114,15 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).map_err(|e| format!("pools.jsonl: {e}")))
         .collect::<Result<_, _>>()?;
-    let by_id: BTreeMap<&str, &Instance> =
-        dataset.iter().map(|i| (i.instance_id.as_str(), i)).collect();
+    let by_id: BTreeMap<&str, &Instance> = dataset
+        .iter()
+        .map(|i| (i.instance_id.as_str(), i))
+        .collect();
     let pools: Vec<&Pool> = pools
         .iter()
-        .filter(|p| by_id.contains_key(p.instance_id.as_str()) && images.map.contains_key(&p.instance_id))
+        .filter(|p| {
+            by_id.contains_key(p.instance_id.as_str()) && images.map.contains_key(&p.instance_id)
+        })
         .collect();
     if pools.is_empty() {
         return Err("no instance has a pool, a mined record and an image".into());
@@ -127,11 +139,14 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
         let preds: Vec<Prediction> = pools
             .iter()
             .filter_map(|p| {
-                p.candidates.get(k).filter(|c| !known(c)).map(|c| Prediction {
-                    instance_id: p.instance_id.clone(),
-                    model_name_or_path: model.clone(),
-                    model_patch: Some(c.patch.clone()),
-                })
+                p.candidates
+                    .get(k)
+                    .filter(|c| !known(c))
+                    .map(|c| Prediction {
+                        instance_id: p.instance_id.clone(),
+                        model_name_or_path: model.clone(),
+                        model_patch: Some(c.patch.clone()),
+                    })
             })
             .collect();
         let run_id = format!("select-{k}");
@@ -150,7 +165,11 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
         let summary = if opts_empty(&opts) {
             None
         } else {
-            Some(mend_swebench::evaluate(opts).await.map_err(|e| e.to_string())?)
+            Some(
+                mend_swebench::evaluate(opts)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )
         };
         for p in &pools {
             if p.candidates.len() <= k {
@@ -167,7 +186,9 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
                 });
                 continue;
             }
-            let outcome = summary.as_ref().and_then(|s| s.outcomes.get(&p.instance_id));
+            let outcome = summary
+                .as_ref()
+                .and_then(|s| s.outcomes.get(&p.instance_id));
             let report = instance_log_dir(&work.join("logs"), &run_id, &model, &p.instance_id)
                 .join("report.json");
             let f2p = std::fs::read_to_string(&report)
@@ -195,7 +216,7 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
     // 2. The inference-side checks, one container per instance.
     let engine = DockerEngine::connect().await.map_err(|e| e.to_string())?;
     let engine = &engine;
-    let results: Vec<(String, Result<(Vec<Signals>, RegressionSet, f64), String>)> =
+    let results: Vec<(String, Result<Checked, String>)> =
         futures_util::stream::iter(pools.iter().map(|p| {
             let inst = by_id[p.instance_id.as_str()];
             let specs = specs.clone();
@@ -233,9 +254,10 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
                 .enumerate()
                 .map(|(k, c)| CandidateEvidence {
                     patch: c.patch.clone(),
-                    dropped: sig[k].dropped.clone().or_else(|| {
-                        (!t[k].applied).then(|| "does not apply".to_string())
-                    }),
+                    dropped: sig[k]
+                        .dropped
+                        .clone()
+                        .or_else(|| (!t[k].applied).then(|| "does not apply".to_string())),
                     passes: if with_repro {
                         vec![Some(t[k].fail_to_pass)]
                     } else {
@@ -283,7 +305,13 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
     }
     let timing = timing(work, &dataset, &pools, images.clone(), specs.clone()).await?;
     let n = rows.len();
-    let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
     let out = json!({
         "instances": n,
         "repositories": repos.len(),
@@ -302,10 +330,18 @@ async fn bench(work: &Path, workers: usize) -> Result<(), String> {
         "candidates_cost_time": timing,
         "rows": rows,
     });
-    println!("added cost and time per instance (scripted model, {}):", out["candidates_cost_time"]["instance"]);
+    println!(
+        "added cost and time per instance (scripted model, {}):",
+        out["candidates_cost_time"]["instance"]
+    );
     for k in ["1", "3", "5"] {
         let t = &out["candidates_cost_time"][k];
-        println!("  N = {k}: {:.1} s wall, ${:.4}, {} model calls", t["wall_secs"].as_f64().unwrap_or(0.0), t["cost_usd"].as_f64().unwrap_or(0.0), t["calls"]);
+        println!(
+            "  N = {k}: {:.1} s wall, ${:.4}, {} model calls",
+            t["wall_secs"].as_f64().unwrap_or(0.0),
+            t["cost_usd"].as_f64().unwrap_or(0.0),
+            t["calls"]
+        );
     }
     std::fs::create_dir_all("target/bench").map_err(|e| e.to_string())?;
     std::fs::write(
@@ -345,7 +381,7 @@ async fn signals(
     pool: &Pool,
     specs: &Specs,
     images: &dyn mend_swebench::ImageSource,
-) -> Result<(Vec<Signals>, RegressionSet, f64), String> {
+) -> Result<Checked, String> {
     let t0 = Instant::now();
     let image = images
         .image_for(engine, inst, &|_: &str| {})
@@ -357,11 +393,16 @@ async fn signals(
     cfg.memory_bytes = Some(4 << 30);
     cfg.env.insert("PATH".into(), "/opt/miniconda3/envs/testbed/bin:/opt/miniconda3/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     cfg.labels.insert("dev.mend.bench".into(), "select".into());
-    let sb = DockerSandbox::start(engine, cfg).await.map_err(|e| e.to_string())?;
-    let suite = RepoSuite::for_instance(specs, &inst.repo, &inst.version).map_err(|e| e.to_string())?;
+    let sb = DockerSandbox::start(engine, cfg)
+        .await
+        .map_err(|e| e.to_string())?;
+    let suite =
+        RepoSuite::for_instance(specs, &inst.repo, &inst.version).map_err(|e| e.to_string())?;
     // The index of the base commit, to pick the related tests.
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    sb.copy_out(sb.root(), dir.path()).await.map_err(|e| e.to_string())?;
+    sb.copy_out(sb.root(), dir.path())
+        .await
+        .map_err(|e| e.to_string())?;
     let repo = dir.path().join("testbed");
     let union: String = pool.candidates.iter().map(|c| c.patch.as_str()).collect();
     let set = tokio::task::spawn_blocking(move || {
@@ -461,7 +502,8 @@ async fn timing(
         reply.with_usage(6000, 300)
     };
     let server = TestServer::with_handler(answer).await;
-    let base = mend_llm::OpenAiCompatible::new(server.config("gpt-4o-mini")).map_err(|e| e.to_string())?;
+    let base =
+        mend_llm::OpenAiCompatible::new(server.config("gpt-4o-mini")).map_err(|e| e.to_string())?;
     let mut out = serde_json::Map::new();
     out.insert("instance".into(), json!(id));
     for n in [1usize, 3, 5] {
@@ -501,7 +543,9 @@ async fn timing(
             judge: false,
         };
         let t0 = Instant::now();
-        let s = mend_swebench::run_agent(opts).await.map_err(|e| e.to_string())?;
+        let s = mend_swebench::run_agent(opts)
+            .await
+            .map_err(|e| e.to_string())?;
         let wall = t0.elapsed().as_secs_f64();
         eprintln!("N = {n}: {wall:.1} s, ${:.4}", s.summary.cost_usd);
         out.insert(

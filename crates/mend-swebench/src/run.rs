@@ -109,7 +109,7 @@ pub struct InstanceRecord {
     pub image: Option<String>,
     /// Best-of-N (or the retry of an attempt without a patch): how the prediction was chosen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub selection: Option<SelectionSummary>,
+    pub selection: Option<Box<SelectionSummary>>,
 }
 
 /// How one instance's prediction was chosen among its attempts (the whole record, with
@@ -715,7 +715,10 @@ async fn drive_instance(
     let n = opts.candidates.max(1);
     let ledger = ctx.batch.child(id.clone(), opts.instance_limits);
     let model_for = |k: Option<usize>| -> Result<Arc<dyn Model>, SwebenchError> {
-        let child = ledger.child(format!("{id} attempt {}", k.unwrap_or(0) + 1), Limits::default());
+        let child = ledger.child(
+            format!("{id} attempt {}", k.unwrap_or(0) + 1),
+            Limits::default(),
+        );
         (opts.models)(inst, child, k).map_err(SwebenchError::Invalid)
     };
     let mut config = opts.agent.clone();
@@ -785,44 +788,46 @@ async fn drive_instance(
         Some(k) => traj_dir.join(format!("{id}.cand{}.traj.json", k + 1)),
     };
     let config = &config;
-    let attempt = |k: usize, sandbox: Option<Arc<dyn Sandbox>>, sampling: Option<usize>, traj: PathBuf| {
-        let (task, index, test_cmd, stop) = (task.clone(), index.clone(), test_cmd.clone(), stop.clone());
-        let model = model_for(sampling);
-        async move {
-            let _slot = ctx.slots.acquire().await;
-            let sandbox: Arc<dyn Sandbox> = match sandbox {
-                Some(s) => s,
-                None => Arc::new(start_sandbox(ctx, inst, image, spec.nano_cpus).await?),
-            };
-            let agent = Agent {
-                model: model?,
-                prompts: opts.prompts.clone(),
-                config: config.clone(),
-            };
-            let mut toolbox = Toolbox::new(sandbox.clone(), Some(test_cmd), index);
-            toolbox.test_timeout = Duration::from_secs(1800);
-            let writer = TrajectoryWriter::new(Some(traj.clone()));
-            let on_event = |e: Event| {
-                if let (Event::Step { index, .. }, Some(p)) = (&e, &opts.progress) {
-                    p(&RunProgress::InstanceStep {
-                        instance_id: id.clone(),
-                        step: *index,
-                        cost_usd: ctx.spent_before + ctx.batch.totals().cost_usd,
-                    });
-                }
-            };
-            let started = Instant::now();
-            let out = agent.run(toolbox, task, &writer, stop, &on_event).await;
-            Ok::<_, SwebenchError>(Done {
-                k,
-                out,
-                sandbox,
-                trajectory: traj,
-                wall_secs: started.elapsed().as_secs_f64(),
-                sampling,
-            })
-        }
-    };
+    let attempt =
+        |k: usize, sandbox: Option<Arc<dyn Sandbox>>, sampling: Option<usize>, traj: PathBuf| {
+            let (task, index, test_cmd, stop) =
+                (task.clone(), index.clone(), test_cmd.clone(), stop.clone());
+            let model = model_for(sampling);
+            async move {
+                let _slot = ctx.slots.acquire().await;
+                let sandbox: Arc<dyn Sandbox> = match sandbox {
+                    Some(s) => s,
+                    None => Arc::new(start_sandbox(ctx, inst, image, spec.nano_cpus).await?),
+                };
+                let agent = Agent {
+                    model: model?,
+                    prompts: opts.prompts.clone(),
+                    config: config.clone(),
+                };
+                let mut toolbox = Toolbox::new(sandbox.clone(), Some(test_cmd), index);
+                toolbox.test_timeout = Duration::from_secs(1800);
+                let writer = TrajectoryWriter::new(Some(traj.clone()));
+                let on_event = |e: Event| {
+                    if let (Event::Step { index, .. }, Some(p)) = (&e, &opts.progress) {
+                        p(&RunProgress::InstanceStep {
+                            instance_id: id.clone(),
+                            step: *index,
+                            cost_usd: ctx.spent_before + ctx.batch.totals().cost_usd,
+                        });
+                    }
+                };
+                let started = Instant::now();
+                let out = agent.run(toolbox, task, &writer, stop, &on_event).await;
+                Ok::<_, SwebenchError>(Done {
+                    k,
+                    out,
+                    sandbox,
+                    trajectory: traj,
+                    wall_secs: started.elapsed().as_secs_f64(),
+                    sampling,
+                })
+            }
+        };
     let mut done: Vec<Result<Done, SwebenchError>> = if n == 1 {
         vec![attempt(0, Some(first_sb), None, traj_of(None)).await]
     } else {
@@ -866,7 +871,7 @@ async fn drive_instance(
         if let Err(e) = writer.write(&out.trajectory) {
             log.line(&format!("could not write the chosen trajectory: {e}"));
         }
-        record.selection = Some(summary);
+        record.selection = Some(Box::new(summary));
         out
     };
     // The instance's spend: every attempt's, the judge's too.
@@ -978,7 +983,9 @@ async fn choose_among(
         }
     }
     if ok.is_empty() {
-        return Err(first_err.unwrap_or_else(|| SwebenchError::Invalid("no attempt finished".into())));
+        return Err(
+            first_err.unwrap_or_else(|| SwebenchError::Invalid("no attempt finished".into()))
+        );
     }
     let mut cands = Vec::new();
     for d in &ok {
@@ -1003,14 +1010,22 @@ async fn choose_among(
     let (ev, matrix) = candidates::gather(&cands, &gopts).await;
     let mut choice = mend_agent::select::choose(&ev, None);
     if ctx.opts.judge && choice.tied.len() > 1 {
-        let tied: Vec<(usize, &str)> = choice.tied.iter().map(|&i| (i, cands[i].patch.as_str())).collect();
+        let tied: Vec<(usize, &str)> = choice
+            .tied
+            .iter()
+            .map(|&i| (i, cands[i].patch.as_str()))
+            .collect();
         let pick = match model_for(None) {
             Ok(m) => candidates::judge(m.as_ref(), &inst.problem_statement, &tied).await,
             Err(_) => None,
         };
         choice = mend_agent::select::choose(&ev, Some(&move |_: &[usize]| pick));
     }
-    log.line(&format!("selection:\n{}chose {}", choice.table(), choice.reason));
+    log.line(&format!(
+        "selection:\n{}chose {}",
+        choice.table(),
+        choice.reason
+    ));
     let summary = SelectionSummary {
         candidates: ok.len(),
         winner: choice.winner,

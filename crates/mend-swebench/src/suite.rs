@@ -41,7 +41,10 @@ impl RepoSuite {
             return None;
         }
         let words: Vec<&str> = cmd.split_whitespace().collect();
-        if words.iter().any(|w| *w == "pytest" || w.ends_with("/pytest")) {
+        if words
+            .iter()
+            .any(|w| *w == "pytest" || w.ends_with("/pytest"))
+        {
             let test_cmd = if words.contains(&"-rA") {
                 cmd.to_string()
             } else {
@@ -139,13 +142,17 @@ mod tests {
             dj.command(&["tests/queries/test_q.py".into()])
         );
         let sy = RepoSuite::for_instance(&s, "sympy/sympy", "1.13").unwrap();
-        assert!(sy
-            .command(&["sympy/core/tests/test_basic.py".into()])
-            .ends_with("bin/test -C --verbose sympy/core/tests/test_basic.py"));
+        assert!(
+            sy.command(&["sympy/core/tests/test_basic.py".into()])
+                .ends_with("bin/test -C --verbose sympy/core/tests/test_basic.py")
+        );
         let py = RepoSuite::for_command("python3 -m pytest -q").unwrap();
         assert_eq!(py.full_command(), "python3 -m pytest -q -rA");
         let ut = RepoSuite::for_command("python3 -m unittest discover -v").unwrap();
-        assert_eq!(ut.command(&["tests/test_a.py".into()]), "python3 -m unittest -v tests/test_a.py");
+        assert_eq!(
+            ut.command(&["tests/test_a.py".into()]),
+            "python3 -m unittest -v tests/test_a.py"
+        );
         assert!(RepoSuite::for_command("make test").is_none());
         assert!(RepoSuite::for_command("echo x; touch y; python3 -m unittest -q").is_none());
     }
@@ -162,7 +169,15 @@ mod tests {
         let ut = RepoSuite::for_command("python -m unittest").unwrap();
         let log = "test_x (tests.test_a.T.test_x) ... ok\ntest_y (tests.test_a.T.test_y) ... FAIL\n\nFAIL: test_y (tests.test_a.T.test_y)\n";
         let v = ut.parse(log);
-        assert_eq!(v.values().filter(|v| **v == TestVerdict::Passed).count(), 1, "{v:?}");
-        assert_eq!(v.values().filter(|v| **v == TestVerdict::Failed).count(), 1, "{v:?}");
+        assert_eq!(
+            v.values().filter(|v| **v == TestVerdict::Passed).count(),
+            1,
+            "{v:?}"
+        );
+        assert_eq!(
+            v.values().filter(|v| **v == TestVerdict::Failed).count(),
+            1,
+            "{v:?}"
+        );
     }
 }

@@ -67,7 +67,9 @@ pub async fn run(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
     if args.candidates == 2 {
-        anyhow::bail!("--candidates: the demo has one recorded run or three recorded candidates (1 or 3)");
+        anyhow::bail!(
+            "--candidates: the demo has one recorded run or three recorded candidates (1 or 3)"
+        );
     }
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let dir = args
@@ -91,7 +93,9 @@ pub async fn run(
             std::fs::write(&p, text).context("writing a candidate's recording")?;
             replays.push(p);
         }
-        eprintln!("== three recorded candidates: one misses part of the issue, one breaks an existing test, one is right ==");
+        eprintln!(
+            "== three recorded candidates: one misses part of the issue, one breaks an existing test, one is right =="
+        );
     }
     let issue = dir.join("issue.md");
     std::fs::write(&issue, ISSUE).context("writing the issue")?;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use futures_util::StreamExt;
 use mend_agent::trajectory::{Trajectory, TrajectoryWriter};
 use mend_agent::{
     Agent, AgentConfig, Event, ExitStatus, Prompts, TaskInput, TestSuite, TestsOutcome, Toolbox,
     VerifyConfig, deliver, workspace,
 };
-use futures_util::StreamExt;
 use mend_agent::{ContextOptions, RepoContext, repo_context};
 use mend_agent::{candidates, select};
 use mend_index::{Index, IndexOptions};
@@ -183,13 +183,9 @@ pub async fn run(
     // A missing key or a dead endpoint fails here, not after minutes of retries.
     let scope = crate::doctor::Scope::default();
     crate::doctor::preflight(&args.model, cfg.model.as_ref(), &scope).await?;
-    let models = crate::model::AttemptModels::build(
-        &args.model,
-        cfg.model.as_ref(),
-        limits,
-        &args.replays,
-    )
-    .await?;
+    let models =
+        crate::model::AttemptModels::build(&args.model, cfg.model.as_ref(), limits, &args.replays)
+            .await?;
     let n = usize::from(args.candidates);
     let (probe_model, _, _) = models.get(0, n > 1);
     eprintln!("model: {}", probe_model.name());
@@ -240,7 +236,7 @@ pub async fn run(
                 dc.image,
                 &base[..12]
             );
-            Place::Docker(engine, dc)
+            Place::Docker(engine, Box::new(dc))
         }
         "local" => {
             eprintln!("sandbox: local checkout at {}", &base[..12]);
@@ -416,7 +412,7 @@ pub async fn run(
 
 /// Where sandboxes come from.
 enum Place {
-    Docker(DockerEngine, DockerConfig),
+    Docker(DockerEngine, Box<DockerConfig>),
     Local,
 }
 
@@ -457,12 +453,11 @@ impl AttemptCtx<'_> {
         let started = std::time::Instant::now();
         let sandbox: Arc<dyn Sandbox> = match self.place {
             Place::Docker(engine, dc) => Arc::new(
-                workspace::docker_workspace(engine, dc.clone(), self.repo, self.base).await?,
+                workspace::docker_workspace(engine, (**dc).clone(), self.repo, self.base).await?,
             ),
             Place::Local => Arc::new(workspace::local_workspace(self.repo, self.base)?),
         };
-        let mut toolbox =
-            Toolbox::new(sandbox.clone(), self.test_cmd.clone(), self.index.clone());
+        let mut toolbox = Toolbox::new(sandbox.clone(), self.test_cmd.clone(), self.index.clone());
         let mut config = self.config.clone();
         // The checks read the test command's output test by test: pytest's or unittest's.
         if let Some(v) = config.verify.as_mut()

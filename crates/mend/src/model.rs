@@ -133,7 +133,9 @@ impl AttemptModels {
     /// The model of attempt `k`; `vary`: its own temperature and seed (else as configured).
     /// Returns the model with the temperature and seed it samples at.
     pub fn get(&self, k: usize, vary: bool) -> (Arc<dyn Model>, Option<f32>, Option<i64>) {
-        let ledger = self.ledger.child(format!("attempt {}", k + 1), Limits::default());
+        let ledger = self
+            .ledger
+            .child(format!("attempt {}", k + 1), Limits::default());
         let (t, seed) = if vary {
             mend_agent::candidates::attempt_sampling(k, self.temperature)
         } else {

@@ -1164,9 +1164,7 @@ fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
     if summary.selected_among_candidates > 0 || summary.retried > 0 {
         println!(
             "best-of-N: chosen among several candidates on {} instances; the choice differed from the first candidate on {}; {} retried after an attempt without a patch",
-            summary.selected_among_candidates,
-            summary.choice_differs_from_first,
-            summary.retried
+            summary.selected_among_candidates, summary.choice_differs_from_first, summary.retried
         );
     }
     if resolved_ids.is_none() {

@@ -110,7 +110,11 @@ async fn regenerate_demo_recording() {
             "edit",
             json!({"mode": "create", "path": "reproduce_issue.py", "new_text": "from textkit import word_count\n\ncases = {\"the  quick brown   fox\": 4, \"the\\nquick\\tbrown fox\": 4, \"\": 0}\nwrong = {t: word_count(t) for t, want in cases.items() if word_count(t) != want}\nassert not wrong, f\"wrong counts: {wrong}\"\nprint(\"all counts right\")\n"}),
         ),
-        say("Run it.", "bash", json!({"command": "python3 reproduce_issue.py"})),
+        say(
+            "Run it.",
+            "bash",
+            json!({"command": "python3 reproduce_issue.py"}),
+        ),
         say(
             "Reproduced: all three counts are wrong. Let me run the tests to see the failures too.",
             "run_tests",
@@ -123,7 +127,11 @@ async fn regenerate_demo_recording() {
             "edit",
             json!({"mode": "replace", "path": "textkit/stats.py", "old_text": "    return len(text.split(\" \"))", "new_text": "    return len(text.split())"}),
         ),
-        say("Now the reproduction again.", "bash", json!({"command": "python3 reproduce_issue.py"})),
+        say(
+            "Now the reproduction again.",
+            "bash",
+            json!({"command": "python3 reproduce_issue.py"}),
+        ),
         say("And the tests.", "run_tests", json!({})),
         say(
             "All tests pass.",

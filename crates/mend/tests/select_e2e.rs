@@ -161,7 +161,10 @@ async fn three_candidates_the_right_one_is_chosen_by_running_them() {
     // Every candidate's own trajectory is kept beside the run's.
     for k in 1..=3 {
         assert!(
-            run.dir.path().join(format!("run.cand{k}.traj.json")).exists(),
+            run.dir
+                .path()
+                .join(format!("run.cand{k}.traj.json"))
+                .exists(),
             "candidate {k}'s trajectory"
         );
     }
@@ -191,7 +194,11 @@ async fn one_candidate_without_a_change_is_retried_once_with_another_seed() {
 async fn regenerate_demo_candidates() {
     let repo = tempfile::tempdir().unwrap();
     fixture_repo("textkit", repo.path());
-    let run = fix(repo.path(), &["--candidates", "3", "--model", "scripted-demo"]).await;
+    let run = fix(
+        repo.path(),
+        &["--candidates", "3", "--model", "scripted-demo"],
+    )
+    .await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let dir = support::fixtures().join("textkit/candidates");
     std::fs::create_dir_all(&dir).unwrap();

@@ -16,7 +16,8 @@ const SPECS: &str = r#"{"repos": {"mendtest/calc": {"log_parser": "django", "ver
 const GOLD: &str = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n";
 const TEST_PATCH: &str = "diff --git a/tests/test_more.py b/tests/test_more.py\nnew file mode 100644\n--- /dev/null\n+++ b/tests/test_more.py\n@@ -0,0 +1,7 @@\n+import unittest\n+from calc import add\n+\n+\n+class More(unittest.TestCase):\n+    def test_sum(self):\n+        self.assertEqual(add(2, 3), 5)\n";
 const REPRO_WEAK: &str = "from calc import add\nassert add(0, 2) == 2, add(0, 2)\n";
-const REPRO: &str = "from calc import add\nassert add(0, 2) == 2 and add(2, 3) == 5, (add(0, 2), add(2, 3))\n";
+const REPRO: &str =
+    "from calc import add\nassert add(0, 2) == 2 and add(2, 3) == 5, (add(0, 2), add(2, 3))\n";
 
 fn make_repo(dir: &Path) -> String {
     std::fs::create_dir_all(dir.join("tests")).unwrap();
@@ -192,9 +193,10 @@ async fn the_right_candidate_is_chosen_from_a_mixed_pool_and_an_empty_attempt_is
     assert_eq!(rows[1]["regressions"], 1, "{}", traj["selection"]);
     assert_eq!(rows[2]["score"], 3000, "{}", traj["selection"]);
     for k in 1..=3 {
-        assert!(dir
-            .join(format!("trajectories/mendtest__calc-1.cand{k}.traj.json"))
-            .exists());
+        assert!(
+            dir.join(format!("trajectories/mendtest__calc-1.cand{k}.traj.json"))
+                .exists()
+        );
     }
     let report = mend()
         .args(["swebench", "report", &id])

@@ -187,7 +187,8 @@ async fn a_failure_that_was_there_before_does_not_use_up_repair_rounds() {
     );
     let traj = run.trajectory.clone().unwrap();
     assert_eq!(
-        traj["exit_status"]["detail"]["tests"], "only_preexisting_failures",
+        traj["exit_status"]["detail"]["tests"],
+        "only_preexisting_failures",
         "{}",
         run.stderr()
     );
@@ -278,7 +279,11 @@ fn shapes_model(r: &Received) -> Reply {
     }
     match turns {
         0 => create("reproduce_issue.py", SHAPES_REPRO),
-        1 => edit("shapes.py", "return size * factor", "return abs(size * factor)"),
+        1 => edit(
+            "shapes.py",
+            "return size * factor",
+            "return abs(size * factor)",
+        ),
         _ => submit(),
     }
 }
