@@ -349,7 +349,10 @@ pub async fn run(
     if n == 1
         && let Some(Ok(a)) = attempts.first()
         && a.out.patch.trim().is_empty()
-        && !matches!(a.out.exit, ExitStatus::Interrupted)
+        // The model finished its work without a change. A limit, a loop or a broken
+        // model would likely end the same way again on the user's machine (a batch
+        // retries those too: `mend swebench run`).
+        && matches!(a.out.exit, ExitStatus::Submitted { .. })
         && !*stop.borrow()
         && models.budget_left()
     {
