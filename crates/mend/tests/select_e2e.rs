@@ -222,7 +222,14 @@ fn a_bad_candidate_count_is_refused_naming_the_flag() {
     for args in [
         &["fix", "--issue", "x", "--candidates", "0"][..],
         &["fix", "--issue", "x", "--candidates", "17"][..],
-        &["swebench", "run", "--dataset", "d.jsonl", "--candidates", "0"][..],
+        &[
+            "swebench",
+            "run",
+            "--dataset",
+            "d.jsonl",
+            "--candidates",
+            "0",
+        ][..],
         &["demo", "--candidates", "2"][..],
     ] {
         let out = support::mend().args(args).output().unwrap();
