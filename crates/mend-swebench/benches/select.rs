@@ -328,9 +328,11 @@ async fn bench(work: &Path, workers: usize, timing_id: Option<String>) -> Result
         "truth_grading_seconds": (truth_secs * 10.0).round() / 10.0,
         "rows": rows,
     });
-    std::fs::create_dir_all("target/bench").map_err(|e| e.to_string())?;
+    // The workspace's target/bench (cargo runs benches from the crate's directory).
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
     std::fs::write(
-        "target/bench/select.json",
+        out_dir.join("select.json"),
         serde_json::to_string_pretty(&out).unwrap_or_default() + "\n",
     )
     .map_err(|e| e.to_string())?;
@@ -352,7 +354,7 @@ async fn bench(work: &Path, workers: usize, timing_id: Option<String>) -> Result
         let mut out = out;
         out["candidates_cost_time"] = t;
         std::fs::write(
-            "target/bench/select.json",
+            out_dir.join("select.json"),
             serde_json::to_string_pretty(&out).unwrap_or_default() + "\n",
         )
         .map_err(|e| e.to_string())?;
