@@ -546,7 +546,12 @@ async fn timing(
             workers: 2,
             images: images.clone(),
             specs: specs.clone(),
-            agent: mend_agent::AgentConfig::default(),
+            // As `mend swebench run` has it by default: no whole suite on submit, checks on.
+            agent: mend_agent::AgentConfig {
+                test_on_submit: false,
+                verify: Some(mend_agent::VerifyConfig::default()),
+                ..Default::default()
+            },
             prompts: mend_agent::Prompts::builtin().map_err(|e| e.to_string())?,
             with_hints: false,
             localize: true,
