@@ -81,3 +81,11 @@ bench-harness: setup
 # e.g. just bench-passk --workers 4 --reps 3
 bench-passk *ARGS: setup
     cargo bench -p mend-bench --bench passk -- {{ARGS}}
+
+# Best-of-N's choice on real instances built offline (the ones bench-gold validates): pools
+# of gold, empty and wrong candidates made without a model, graded by the harness; the choice
+# with inference-only signals and with FAIL_TO_PASS as the reproduction -> target/bench/select.json
+# e.g. just bench-select ../shared/data/swe-bench-verified.dev.jsonl /work/bench-mirrors
+bench-select INSTANCES MIRRORS *ARGS: setup
+    cargo build -p mend
+    python3 docker/swebench/bench/bench_select.py {{INSTANCES}} {{MIRRORS}} {{ARGS}}

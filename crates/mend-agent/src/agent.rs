@@ -193,6 +193,7 @@ impl Agent {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            selection: None,
         };
         let mut state = SubmitState::new(self.config.repair_rounds);
         let exit = match first {

@@ -1,12 +1,14 @@
 //! mend-agent: the loop that reads an issue, explores, edits, runs the tests, reads the
 //! failures and iterates, and hands back a patch with its trajectory.
 pub mod agent;
+pub mod candidates;
 pub mod condense;
 pub mod context;
 pub mod deliver;
 pub mod edit;
 pub mod prompts;
 pub mod scratch;
+pub mod select;
 mod submit;
 pub mod syntax;
 pub mod tools;

@@ -187,6 +187,10 @@ pub struct Trajectory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<crate::verify::Verification>,
     pub started_at_unix: u64,
+    /// Best-of-N: every candidate, the matrix, the scores and the choice (this trajectory
+    /// is the winner's). Absent for a single attempt that was not retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<crate::candidates::SelectionRecord>,
 }
 
 impl Trajectory {

@@ -53,6 +53,8 @@ pub struct ModelConfig {
     /// The model name sent to the server; also the key into the price table.
     pub model: String,
     pub temperature: Option<f32>,
+    /// Sent as `seed` (servers that honour it sample reproducibly; best-of-N varies it).
+    pub seed: Option<i64>,
     /// The output limit every request carries; unset: min(4096, window / 4). Each request
     /// asks for no more than what the window leaves after the (estimated) prompt.
     pub max_output_tokens: Option<u32>,
@@ -99,6 +101,7 @@ impl Default for ModelConfig {
             api_key_env: None,
             model: "gpt-4o".into(),
             temperature: None,
+            seed: None,
             max_output_tokens: None,
             max_tokens_field: MaxTokensField::Auto,
             extra_headers: BTreeMap::new(),
@@ -138,6 +141,7 @@ impl std::fmt::Debug for ModelConfig {
             .field("api_key_env", &self.api_key_env)
             .field("model", &self.model)
             .field("temperature", &self.temperature)
+            .field("seed", &self.seed)
             .field("max_output_tokens", &self.max_output_tokens)
             .field("max_tokens_field", &self.max_tokens_field)
             .field(

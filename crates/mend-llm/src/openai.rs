@@ -67,6 +67,8 @@ pub struct OpenAiCompatible {
     inner: Arc<Inner>,
     ledger: Arc<Ledger>,
     progress: Option<Arc<ProgressFn>>,
+    /// Temperature and seed of this handle when they differ from the config's (best-of-N).
+    sampling: Option<(Option<f32>, Option<i64>)>,
 }
 
 struct Inner {
@@ -214,6 +216,7 @@ impl OpenAiCompatible {
             inner: Arc::new(inner),
             ledger,
             progress: None,
+            sampling: None,
         })
     }
 
@@ -399,6 +402,15 @@ impl OpenAiCompatible {
             inner: self.inner.clone(),
             ledger,
             progress: self.progress.clone(),
+            sampling: self.sampling,
+        }
+    }
+
+    /// The same client sampling at another temperature and seed (independent attempts).
+    pub fn with_sampling(&self, temperature: Option<f32>, seed: Option<i64>) -> OpenAiCompatible {
+        OpenAiCompatible {
+            sampling: Some((temperature, seed)),
+            ..self.clone()
         }
     }
 
@@ -681,7 +693,8 @@ impl Model for OpenAiCompatible {
         let limit = self.output_limit(self.corrected(raw_prompt));
         let shape = RequestShape {
             model: &c.model,
-            temperature: c.temperature,
+            temperature: self.sampling.map_or(c.temperature, |s| s.0),
+            seed: self.sampling.map_or(c.seed, |s| s.1),
             max_output_tokens: Some(u32::try_from(limit).unwrap_or(u32::MAX)),
             max_completion_tokens: self.inner.max_completion_tokens,
             tool_mode: c.tool_mode,

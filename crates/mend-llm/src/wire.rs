@@ -24,6 +24,7 @@ use crate::types::{Message, Problem, ToolCall, ToolDef};
 pub(crate) struct RequestShape<'a> {
     pub model: &'a str,
     pub temperature: Option<f32>,
+    pub seed: Option<i64>,
     pub max_output_tokens: Option<u32>,
     /// Send the limit as `max_completion_tokens` (else `max_tokens`).
     pub max_completion_tokens: bool,
@@ -60,6 +61,7 @@ pub(crate) fn request_body(
         messages,
         model: shape.model.to_string(),
         temperature: shape.temperature,
+        seed: shape.seed,
         max_tokens: shape
             .max_output_tokens
             .filter(|_| !shape.max_completion_tokens),
@@ -580,6 +582,7 @@ mod tests {
         RequestShape {
             model: "m",
             temperature: Some(0.0),
+            seed: Some(7),
             max_output_tokens: Some(100),
             max_completion_tokens: false,
             tool_mode: mode,
@@ -611,6 +614,7 @@ mod tests {
             parameters: json!({"type": "object"}),
         }];
         let body = request_body(&convo(), &tools, &shape(ToolMode::Native)).unwrap();
+        assert_eq!(body["seed"], 7, "best-of-N varies the seed");
         assert_eq!(body["tools"][0]["type"], "function");
         assert_eq!(body["tools"][0]["function"]["name"], "view");
         assert_eq!(

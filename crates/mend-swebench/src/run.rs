@@ -41,10 +41,13 @@ pub const PREDICTIONS: &str = "predictions.jsonl";
 pub const STATUS: &str = "status.jsonl";
 pub const SUMMARY: &str = "summary.json";
 
-/// Makes the model one instance talks to, charging that instance's ledger (a child of the
-/// batch's, so `--max-total-cost` stops every worker).
-pub type ModelFactory =
-    Arc<dyn Fn(&Instance, Arc<Ledger>) -> Result<Arc<dyn Model>, String> + Send + Sync>;
+/// Makes the model one attempt at an instance talks to, charging that instance's ledger (a
+/// child of the batch's, so `--max-total-cost` stops every worker). The attempt number is
+/// `Some(k)` when attempts must differ (best-of-N, a retry): sample with
+/// [`mend_agent::candidates::attempt_sampling`]; `None`: as configured.
+pub type ModelFactory = Arc<
+    dyn Fn(&Instance, Arc<Ledger>, Option<usize>) -> Result<Arc<dyn Model>, String> + Send + Sync,
+>;
 
 /// Everything [`run_agent`] needs.
 pub struct RunOptions {
@@ -72,6 +75,11 @@ pub struct RunOptions {
     /// Turning true stops the run: running instances end as `interrupted` (run again on
     /// resume), their containers are removed, finished ones are kept.
     pub cancel: Option<watch::Receiver<bool>>,
+    /// Independent attempts per instance (best-of-N); 1: one attempt, retried once in a
+    /// fresh sandbox when it ends without a patch.
+    pub candidates: usize,
+    /// Ask the model to choose among candidates still tied after the checks.
+    pub judge: bool,
 }
 
 impl RunOptions {
@@ -99,6 +107,24 @@ pub struct InstanceRecord {
     pub patch_bytes: usize,
     pub patch_files: usize,
     pub image: Option<String>,
+    /// Best-of-N (or the retry of an attempt without a patch): how the prediction was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Box<SelectionSummary>>,
+}
+
+/// How one instance's prediction was chosen among its attempts (the whole record, with
+/// the matrix, is in the trajectory's `selection`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SelectionSummary {
+    pub candidates: usize,
+    /// 0-based; `None` when every candidate was dropped.
+    pub winner: Option<usize>,
+    pub differs_from_first: bool,
+    pub retried: bool,
+    /// Per candidate: its score in thousandths (0 when dropped) and patch size.
+    pub scores: Vec<u32>,
+    pub patch_bytes: Vec<usize>,
+    pub reason: String,
 }
 
 impl InstanceRecord {
@@ -119,6 +145,7 @@ impl InstanceRecord {
             patch_bytes: 0,
             patch_files: 0,
             image: None,
+            selection: None,
         }
     }
 
@@ -172,6 +199,15 @@ pub struct RunSummaryFile {
     pub wall_secs_median: f64,
     pub patch_bytes_total: usize,
     pub empty_patches: usize,
+    /// Instances whose prediction was chosen among several attempts.
+    #[serde(default)]
+    pub selected_among_candidates: usize,
+    /// Of those, how many took another candidate than the first.
+    #[serde(default)]
+    pub choice_differs_from_first: usize,
+    /// Attempts without a patch run once more (one candidate).
+    #[serde(default)]
+    pub retried: usize,
     /// The latest record per instance.
     pub instances: Vec<InstanceRecord>,
 }
@@ -260,8 +296,10 @@ pub async fn run_agent(opts: RunOptions) -> Result<AgentRunSummary, SwebenchErro
         {
             tracing::info!(removed = n, "removed stale sandbox containers");
         }
+        let slots = tokio::sync::Semaphore::new(opts.workers.max(1));
         let ctx = Ctx {
             opts: &opts,
+            slots: &slots,
             engine: &engine,
             batch: &batch,
             run_dir: &run_dir,
@@ -355,6 +393,8 @@ struct RunFiles {
 
 struct Ctx<'a> {
     opts: &'a RunOptions,
+    /// Attempts running at once, across instances: the worker budget.
+    slots: &'a tokio::sync::Semaphore,
     engine: &'a DockerEngine,
     batch: &'a Arc<Ledger>,
     run_dir: &'a Path,
@@ -511,6 +551,14 @@ fn summarize(
         }
         *s.exit_statuses.entry(r.exit.clone()).or_default() += 1;
         walls.push(r.wall_secs);
+        if let Some(sel) = &r.selection {
+            if sel.retried {
+                s.retried += 1;
+            } else {
+                s.selected_among_candidates += 1;
+                s.choice_differs_from_first += usize::from(sel.differs_from_first);
+            }
+        }
     }
     // Spend and time count every attempt: they were paid for.
     for r in records {
@@ -640,6 +688,9 @@ fn panicked(
 
 /// The agent on one instance. `Ok(Some(patch))` when its work is done, `Ok(None)` when it
 /// ended for an infrastructure reason (recorded in `record`), `Err` when it could not start.
+/// With several candidates, each attempt runs in its own container and the prediction is
+/// the one [`mend_agent::select::choose`] picks; with one, an attempt that ends without a
+/// patch is run once more (fresh container, other seed).
 async fn drive_instance(
     ctx: &Ctx<'_>,
     inst: &Instance,
@@ -661,8 +712,15 @@ async fn drive_instance(
         issue.push_str("\n\nHints from the discussion:\n");
         issue.push_str(h);
     }
+    let n = opts.candidates.max(1);
     let ledger = ctx.batch.child(id.clone(), opts.instance_limits);
-    let model = (opts.models)(inst, ledger).map_err(SwebenchError::Invalid)?;
+    let model_for = |k: Option<usize>| -> Result<Arc<dyn Model>, SwebenchError> {
+        let child = ledger.child(
+            format!("{id} attempt {}", k.unwrap_or(0) + 1),
+            Limits::default(),
+        );
+        (opts.models)(inst, child, k).map_err(SwebenchError::Invalid)
+    };
     let mut config = opts.agent.clone();
     // The regression guard reads this repository's tests with its own log parser.
     if let Some(v) = config.verify.as_mut()
@@ -672,13 +730,13 @@ async fn drive_instance(
             .ok()
             .map(|s| Arc::new(s) as Arc<dyn mend_agent::TestSuite>);
     }
-    let agent = Agent {
-        model,
+    let probe = Agent {
+        model: model_for(None)?,
         prompts: opts.prompts.clone(),
-        config,
+        config: config.clone(),
     };
     // An issue too big for the model's window is refused before any container starts.
-    agent
+    probe
         .check_fits(&TaskInput {
             issue: issue.clone(),
             base_commit: Some(inst.base_commit.clone()),
@@ -695,12 +753,177 @@ async fn drive_instance(
         .await?;
     record.image = Some(image.clone());
     log.line(&format!("image {image} ({})", opts.images.kind()));
-    let mut cfg = DockerConfig::new(image);
+    let test_cmd = spec.test_cmd.commands().join(" && ");
+    let image = image.as_str();
+    let first_sb = {
+        let _slot = ctx.slots.acquire().await;
+        start_sandbox(ctx, inst, image, spec.nano_cpus).await?
+    };
+    log.line(&format!("container {}", first_sb.name()));
+    let first_sb: Arc<dyn Sandbox> = Arc::new(first_sb);
+    let mut task = TaskInput {
+        issue,
+        base_commit: Some(inst.base_commit.clone()),
+        layout: workspace::layout(first_sb.as_ref()).await,
+        ..Default::default()
+    };
+    let mut index = None;
+    if opts.localize {
+        let t = Instant::now();
+        if let Some((ix, context)) = index_in(first_sb.as_ref(), &task.issue).await {
+            log.line(&format!(
+                "indexed {} files, {} symbols; localized in {:.1}s",
+                ix.stats().files,
+                ix.stats().symbols,
+                t.elapsed().as_secs_f64()
+            ));
+            task.localized = context.localized;
+            task.repo_map = context.repo_map;
+            index = Some(ix);
+        }
+    }
+    let traj_dir = ctx.run_dir.join("trajectories");
+    let traj_of = |k: Option<usize>| match k {
+        None => traj_dir.join(format!("{id}.traj.json")),
+        Some(k) => traj_dir.join(format!("{id}.cand{}.traj.json", k + 1)),
+    };
+    let config = &config;
+    let attempt =
+        |k: usize, sandbox: Option<Arc<dyn Sandbox>>, sampling: Option<usize>, traj: PathBuf| {
+            let (task, index, test_cmd, stop) =
+                (task.clone(), index.clone(), test_cmd.clone(), stop.clone());
+            let model = model_for(sampling);
+            async move {
+                let _slot = ctx.slots.acquire().await;
+                let sandbox: Arc<dyn Sandbox> = match sandbox {
+                    Some(s) => s,
+                    None => Arc::new(start_sandbox(ctx, inst, image, spec.nano_cpus).await?),
+                };
+                let agent = Agent {
+                    model: model?,
+                    prompts: opts.prompts.clone(),
+                    config: config.clone(),
+                };
+                let mut toolbox = Toolbox::new(sandbox.clone(), Some(test_cmd), index);
+                toolbox.test_timeout = Duration::from_secs(1800);
+                let writer = TrajectoryWriter::new(Some(traj.clone()));
+                let on_event = |e: Event| {
+                    if let (Event::Step { index, .. }, Some(p)) = (&e, &opts.progress) {
+                        p(&RunProgress::InstanceStep {
+                            instance_id: id.clone(),
+                            step: *index,
+                            cost_usd: ctx.spent_before + ctx.batch.totals().cost_usd,
+                        });
+                    }
+                };
+                let started = Instant::now();
+                let out = agent.run(toolbox, task, &writer, stop, &on_event).await;
+                Ok::<_, SwebenchError>(Done {
+                    k,
+                    out,
+                    sandbox,
+                    trajectory: traj,
+                    wall_secs: started.elapsed().as_secs_f64(),
+                    sampling,
+                })
+            }
+        };
+    let mut done: Vec<Result<Done, SwebenchError>> = if n == 1 {
+        vec![attempt(0, Some(first_sb), None, traj_of(None)).await]
+    } else {
+        let mut sbs = vec![Some(first_sb)];
+        sbs.resize(n, None);
+        futures_util::future::join_all(
+            sbs.into_iter()
+                .enumerate()
+                .map(|(k, sb)| attempt(k, sb, Some(k), traj_of(Some(k)))),
+        )
+        .await
+    };
+    let mut retried = false;
+    if n == 1
+        && let Some(Ok(d)) = done.first_mut()
+        && d.out.patch.trim().is_empty()
+        && !d.out.exit.is_infrastructure()
+        && !matches!(d.out.exit, ExitStatus::Interrupted)
+        && !*stop.borrow()
+        && ledger.check().is_ok()
+    {
+        log.line(&format!(
+            "no patch from the first attempt ({}); retrying once in a fresh container with another seed",
+            d.out.exit.line()
+        ));
+        let aside = traj_of(Some(0));
+        if std::fs::rename(&d.trajectory, &aside).is_ok() {
+            d.trajectory = aside;
+        }
+        d.sampling = None;
+        retried = true;
+        done.push(attempt(1, None, Some(1), traj_of(Some(1))).await);
+    }
+    let out = if done.len() == 1 {
+        let d = done.pop().expect("one attempt")?;
+        d.out
+    } else {
+        let (out, summary) =
+            choose_among(ctx, inst, done, &index, retried, log, &model_for).await?;
+        let writer = TrajectoryWriter::new(Some(traj_of(None)));
+        if let Err(e) = writer.write(&out.trajectory) {
+            log.line(&format!("could not write the chosen trajectory: {e}"));
+        }
+        record.selection = Some(Box::new(summary));
+        out
+    };
+    // The instance's spend: every attempt's, the judge's too.
+    let t = ledger.totals();
+    (
+        record.steps,
+        record.tokens_in,
+        record.tokens_out,
+        record.cost_usd,
+    ) = (
+        out.trajectory.totals.steps,
+        t.tokens_in,
+        t.tokens_out,
+        t.cost_usd,
+    );
+    record.exit = if out.exit.is_infrastructure() {
+        "infrastructure".into()
+    } else {
+        out.exit.kind().into()
+    };
+    record.detail = out.exit.line();
+    if matches!(out.exit, ExitStatus::Interrupted) {
+        record.exit = "interrupted".into();
+    }
+    Ok((!out.exit.is_infrastructure()).then_some(out.patch))
+}
+
+/// One finished attempt, its container kept for the selection's runs.
+struct Done {
+    k: usize,
+    out: mend_agent::RunOutput,
+    sandbox: Arc<dyn Sandbox>,
+    trajectory: PathBuf,
+    wall_secs: f64,
+    sampling: Option<usize>,
+}
+
+/// A container from the instance image with the repository at the base commit.
+async fn start_sandbox(
+    ctx: &Ctx<'_>,
+    inst: &Instance,
+    image: &str,
+    nano_cpus: Option<i64>,
+) -> Result<DockerSandbox, SwebenchError> {
+    let opts = ctx.opts;
+    let id = &inst.instance_id;
+    let mut cfg = DockerConfig::new(image.to_string());
     cfg.root = REPO_DIR.into();
     cfg.user = UserChoice::Root;
     cfg.network = opts.agent.network;
     cfg.memory_bytes = opts.memory_bytes;
-    cfg.nano_cpus = spec.nano_cpus;
+    cfg.nano_cpus = nano_cpus;
     // The instance's environment first on PATH, as `conda activate testbed` would have it
     // (official images and mend's offline ones both keep it there).
     cfg.env.insert("PATH".into(), "/opt/miniconda3/envs/testbed/bin:/opt/miniconda3/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
@@ -709,7 +932,6 @@ async fn drive_instance(
     cfg.labels
         .insert("dev.mend.swebench.instance_id".into(), id.clone());
     let sandbox = DockerSandbox::start(ctx.engine, cfg).await?;
-    log.line(&format!("container {}", sandbox.name()));
     let head = sandbox
         .exec(
             &Exec::shell("git -c safe.directory='*' rev-parse HEAD")
@@ -733,67 +955,120 @@ async fn drive_instance(
         }
     }
     sandbox.pin_base().await?;
-    let sandbox: Arc<dyn Sandbox> = Arc::new(sandbox);
+    Ok(sandbox)
+}
 
-    let mut task = TaskInput {
-        issue,
-        base_commit: Some(inst.base_commit.clone()),
-        layout: workspace::layout(sandbox.as_ref()).await,
+/// Run every candidate against every reproduction and the related tests, choose, and
+/// return the winner's output (its trajectory carrying the whole selection).
+async fn choose_among(
+    ctx: &Ctx<'_>,
+    inst: &Instance,
+    done: Vec<Result<Done, SwebenchError>>,
+    index: &Option<Arc<Index>>,
+    retried: bool,
+    log: &mut InstanceLog,
+    model_for: &dyn Fn(Option<usize>) -> Result<Arc<dyn Model>, SwebenchError>,
+) -> Result<(mend_agent::RunOutput, SelectionSummary), SwebenchError> {
+    use mend_agent::candidates::{self, AttemptRecord, Candidate, GatherOptions, SelectionRecord};
+    let mut ok: Vec<Done> = Vec::new();
+    let mut first_err = None;
+    for d in done {
+        match d {
+            Ok(d) if !d.out.exit.is_infrastructure() => ok.push(d),
+            Ok(d) => log.line(&format!("candidate {}: {}", d.k + 1, d.out.exit.line())),
+            Err(e) => {
+                log.line(&format!("candidate: could not run: {e}"));
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if ok.is_empty() {
+        return Err(
+            first_err.unwrap_or_else(|| SwebenchError::Invalid("no attempt finished".into()))
+        );
+    }
+    let mut cands = Vec::new();
+    for d in &ok {
+        let repro = mend_agent::verify::Reproduction::find(d.sandbox.as_ref())
+            .await
+            .ok()
+            .flatten();
+        cands.push(Candidate {
+            sandbox: d.sandbox.clone(),
+            patch: d.out.patch.clone(),
+            reproduction: repro,
+        });
+    }
+    let suite = crate::suite::RepoSuite::for_instance(&ctx.opts.specs, &inst.repo, &inst.version)
+        .ok()
+        .map(|s| Arc::new(s) as Arc<dyn mend_agent::verify::TestSuite>);
+    let gopts = GatherOptions {
+        suite,
+        index: index.clone(),
         ..Default::default()
     };
-    let mut index = None;
-    if opts.localize {
-        let t = Instant::now();
-        if let Some((ix, context)) = index_in(sandbox.as_ref(), &task.issue).await {
-            log.line(&format!(
-                "indexed {} files, {} symbols; localized in {:.1}s",
-                ix.stats().files,
-                ix.stats().symbols,
-                t.elapsed().as_secs_f64()
-            ));
-            task.localized = context.localized;
-            task.repo_map = context.repo_map;
-            index = Some(ix);
-        }
+    let (ev, matrix) = candidates::gather(&cands, &gopts).await;
+    let mut choice = mend_agent::select::choose(&ev, None);
+    if ctx.opts.judge && choice.tied.len() > 1 {
+        let tied: Vec<(usize, &str)> = choice
+            .tied
+            .iter()
+            .map(|&i| (i, cands[i].patch.as_str()))
+            .collect();
+        let pick = match model_for(None) {
+            Ok(m) => candidates::judge(m.as_ref(), &inst.problem_statement, &tied).await,
+            Err(_) => None,
+        };
+        choice = mend_agent::select::choose(&ev, Some(&move |_: &[usize]| pick));
     }
-    let mut toolbox = Toolbox::new(
-        sandbox.clone(),
-        Some(spec.test_cmd.commands().join(" && ")),
-        index,
-    );
-    toolbox.test_timeout = Duration::from_secs(1800);
-    let writer = TrajectoryWriter::new(Some(
-        ctx.run_dir
-            .join("trajectories")
-            .join(format!("{id}.traj.json")),
+    log.line(&format!(
+        "selection:\n{}chose {}",
+        choice.table(),
+        choice.reason
     ));
-    let on_event = |e: Event| {
-        if let (Event::Step { index, .. }, Some(p)) = (&e, &opts.progress) {
-            p(&RunProgress::InstanceStep {
-                instance_id: id.clone(),
-                step: *index,
-                cost_usd: ctx.spent_before + ctx.batch.totals().cost_usd,
-            });
-        }
+    let summary = SelectionSummary {
+        candidates: ok.len(),
+        winner: choice.winner,
+        differs_from_first: choice.winner.is_some_and(|w| w != 0),
+        retried,
+        scores: choice.rows.iter().map(|r| r.score).collect(),
+        patch_bytes: ok.iter().map(|d| d.out.patch.len()).collect(),
+        reason: choice.reason.clone(),
     };
-    let out = agent.run(toolbox, task, &writer, stop, &on_event).await;
-    let t = &out.trajectory.totals;
-    (
-        record.steps,
-        record.tokens_in,
-        record.tokens_out,
-        record.cost_usd,
-    ) = (t.steps, t.tokens_in, t.tokens_out, t.cost_usd);
-    record.exit = if out.exit.is_infrastructure() {
-        "infrastructure".into()
-    } else {
-        out.exit.kind().into()
+    let record = SelectionRecord {
+        candidates: ok
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let (temperature, seed) = match d.sampling {
+                    Some(k) => candidates::attempt_sampling(k, None),
+                    None => (None, None),
+                };
+                AttemptRecord {
+                    index: i,
+                    exit: d.out.exit.kind().to_string(),
+                    patch: d.out.patch.clone(),
+                    temperature,
+                    seed,
+                    trajectory: Some(d.trajectory.display().to_string()),
+                    steps: d.out.trajectory.totals.steps,
+                    cost_usd: d.out.trajectory.totals.cost_usd,
+                    wall_secs: d.wall_secs,
+                    reproduction: cands[i].reproduction.is_some(),
+                }
+            })
+            .collect(),
+        matrix,
+        differs_from_first: summary.differs_from_first,
+        choice: choice.clone(),
+        retried,
     };
-    record.detail = out.exit.line();
-    if matches!(out.exit, ExitStatus::Interrupted) {
-        record.exit = "interrupted".into();
-    }
-    Ok((!out.exit.is_infrastructure()).then_some(out.patch))
+    drop(cands);
+    // Nothing kept (all empty or broken): the last attempt's output stands (a retry's).
+    let w = choice.winner.unwrap_or(ok.len() - 1);
+    let mut out = ok.swap_remove(w).out;
+    out.trajectory.selection = Some(record);
+    Ok((out, summary))
 }
 
 /// Copy the repository out of the container, index it and localize the issue, off the

@@ -104,8 +104,9 @@ fn options(
 ) -> RunOptions {
     let cfg = server.config("gpt-4o-mini");
     let base = OpenAiCompatible::new(cfg).unwrap();
-    let models: ModelFactory =
-        Arc::new(move |_inst, ledger| Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn Model>));
+    let models: ModelFactory = Arc::new(move |_inst, ledger, _attempt| {
+        Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn Model>)
+    });
     let map: std::collections::HashMap<String, String> = ds
         .iter()
         .map(|i| (i.instance_id.clone(), image.to_string()))
@@ -134,6 +135,8 @@ fn options(
         memory_bytes: Some(1 << 30),
         progress: None,
         cancel: None,
+        candidates: 1,
+        judge: false,
     }
 }
 
@@ -339,7 +342,7 @@ async fn an_instance_that_panics_is_an_error_and_the_others_go_on() {
     let run_id = format!("panic-{}", std::process::id());
     let mut opts = options(&server, &image, instances(&commit, 3), out.path(), &run_id);
     let base = OpenAiCompatible::new(server.config("gpt-4o-mini")).unwrap();
-    opts.models = Arc::new(move |inst, ledger| {
+    opts.models = Arc::new(move |inst, ledger, _attempt| {
         let m = base.with_ledger(ledger);
         Ok(if inst.instance_id == "mendtest__calc-2" {
             Arc::new(PanicsMidRun(m)) as Arc<dyn Model>

@@ -35,6 +35,14 @@ const FILES: &[(&str, &str)] = &[
 const ISSUE: &str = include_str!("../../../tests/fixtures/textkit/issue.md");
 /// Recorded from a scripted model with `cargo test -p mend --test demo -- --ignored`.
 const RECORDING: &str = include_str!("../../../tests/fixtures/textkit/recording.json");
+/// Three recorded attempts for `--candidates 3`: one fails the others' reproduction (it
+/// misses newlines and tabs), one breaks an existing test, one is right. Recorded with
+/// `cargo test -p mend --test select_e2e regenerate_demo_candidates -- --ignored`.
+const CANDIDATES: [&str; 3] = [
+    include_str!("../../../tests/fixtures/textkit/candidates/1.json"),
+    include_str!("../../../tests/fixtures/textkit/candidates/2.json"),
+    include_str!("../../../tests/fixtures/textkit/candidates/3.json"),
+];
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -48,12 +56,21 @@ pub struct DemoArgs {
     /// temporary directory, removed afterwards).
     #[arg(long)]
     pub keep: Option<std::path::PathBuf>,
+    /// 3: replay three recorded candidates and show how mend chooses among them by running
+    /// them (reproductions, related tests) and prints the selection table.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=3))]
+    pub candidates: u16,
 }
 
 pub async fn run(
     args: DemoArgs,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<ExitCode> {
+    if args.candidates == 2 {
+        anyhow::bail!(
+            "--candidates: the demo has one recorded run or three recorded candidates (1 or 3)"
+        );
+    }
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let dir = args
         .keep
@@ -69,6 +86,17 @@ pub async fn run(
     make_repo(&repo)?;
     let recording = dir.join("recording.json");
     std::fs::write(&recording, RECORDING).context("writing the recording")?;
+    let mut replays = Vec::new();
+    if args.candidates == 3 {
+        for (k, text) in CANDIDATES.iter().enumerate() {
+            let p = dir.join(format!("candidate{}.json", k + 1));
+            std::fs::write(&p, text).context("writing a candidate's recording")?;
+            replays.push(p);
+        }
+        eprintln!(
+            "== three recorded candidates: one misses part of the issue, one breaks an existing test, one is right =="
+        );
+    }
     let issue = dir.join("issue.md");
     std::fs::write(&issue, ISSUE).context("writing the issue")?;
     eprintln!("== mend demo: REPLAY ==");
@@ -101,6 +129,9 @@ pub async fn run(
         trajectory: Some(dir.join("demo.traj.json")),
         github_api: None,
         network: false,
+        candidates: args.candidates,
+        judge: false,
+        replays,
         review: false,
         no_checks: false,
     };

@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use futures_util::StreamExt;
 use mend_agent::trajectory::{Trajectory, TrajectoryWriter};
 use mend_agent::{
     Agent, AgentConfig, Event, ExitStatus, Prompts, TaskInput, TestSuite, TestsOutcome, Toolbox,
     VerifyConfig, deliver, workspace,
 };
 use mend_agent::{ContextOptions, RepoContext, repo_context};
+use mend_agent::{candidates, select};
 use mend_index::{Index, IndexOptions};
 use mend_llm::Limits;
 use mend_sandbox::{DockerConfig, DockerEngine, Sandbox};
@@ -74,6 +76,17 @@ pub struct FixArgs {
     /// Let the sandbox reach the network (off by default).
     #[arg(long)]
     pub network: bool,
+    /// Independent attempts, each in its own sandbox (other temperature and seed, the cost
+    /// budget shared); the one that running them favours is delivered: reproductions
+    /// passed, no related test broken, then the most common change, then the smallest.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub candidates: u16,
+    /// With --candidates: ask the model to choose among candidates still tied.
+    #[arg(long)]
+    pub judge: bool,
+    /// One recording per attempt instead of --replay (the demo's three candidates).
+    #[arg(skip)]
+    pub replays: Vec<PathBuf>,
     /// Once the checks pass, show the model its whole diff beside the issue for one more
     /// round (confirm or revise; one more model call at least).
     #[arg(long)]
@@ -170,15 +183,19 @@ pub async fn run(
     // A missing key or a dead endpoint fails here, not after minutes of retries.
     let scope = crate::doctor::Scope::default();
     crate::doctor::preflight(&args.model, cfg.model.as_ref(), &scope).await?;
-    let model = crate::model::build(&args.model, cfg.model.as_ref(), limits).await?;
-    eprintln!("model: {}", model.name());
+    let models =
+        crate::model::AttemptModels::build(&args.model, cfg.model.as_ref(), limits, &args.replays)
+            .await?;
+    let n = usize::from(args.candidates);
+    let (probe_model, _, _) = models.get(0, n > 1);
+    eprintln!("model: {}", probe_model.name());
     // An issue too big for the window is refused before any sandbox is made.
     let probe = TaskInput {
         issue: issue.text.clone(),
         ..Default::default()
     };
     let fits = Agent {
-        model: model.clone(),
+        model: probe_model.clone(),
         prompts: Prompts::builtin()?,
         config: AgentConfig::default(),
     }
@@ -204,7 +221,7 @@ pub async fn run(
              outside any container, because you chose the local sandbox"
         );
     }
-    let sandbox: Arc<dyn Sandbox> = match sandbox_kind.as_str() {
+    let place = match sandbox_kind.as_str() {
         "docker" => {
             let engine = DockerEngine::connect().await?;
             engine.sweep_stale().await?;
@@ -219,11 +236,11 @@ pub async fn run(
                 dc.image,
                 &base[..12]
             );
-            Arc::new(workspace::docker_workspace(&engine, dc, &repo, &base).await?)
+            Place::Docker(engine, Box::new(dc))
         }
         "local" => {
             eprintln!("sandbox: local checkout at {}", &base[..12]);
-            Arc::new(workspace::local_workspace(&repo, &base)?)
+            Place::Local
         }
         other => bail!("unknown sandbox `{other}`: use docker or local"),
     };
@@ -239,19 +256,12 @@ pub async fn run(
         }
         None => RepoContext::default(),
     };
-    let mut toolbox = Toolbox::new(sandbox.clone(), test_cmd, index);
-    // The checks read the test command's output test by test: pytest's or unittest's.
-    let suite = toolbox
-        .detect_test_command()
-        .await
-        .as_deref()
-        .and_then(RepoSuite::for_command)
-        .map(|s| Arc::new(s) as Arc<dyn TestSuite>);
     let mut config = AgentConfig {
         max_steps,
         network: args.network,
+        // The suite is found in each attempt's sandbox (the test command it detects).
         verify: (!args.no_checks).then(|| VerifyConfig {
-            suite,
+            suite: None,
             review: args.review,
             ..Default::default()
         }),
@@ -278,23 +288,12 @@ pub async fn run(
             }
         }
     }
-    let agent = Agent {
-        model,
-        prompts: Prompts::builtin()?,
-        config,
-    };
-    let task = TaskInput {
-        issue: match &repo_cfg.description {
-            Some(d) => format!(
-                "{}\n\nAbout this repository (from its mend.toml):\n{d}\n",
-                issue.text
-            ),
-            None => issue.text.clone(),
-        },
-        base_commit: Some(base.clone()),
-        layout: workspace::layout(sandbox.as_ref()).await,
-        localized: context.localized,
-        repo_map: context.repo_map,
+    let task_issue = match &repo_cfg.description {
+        Some(d) => format!(
+            "{}\n\nAbout this repository (from its mend.toml):\n{d}\n",
+            issue.text
+        ),
+        None => issue.text.clone(),
     };
     let traj_path = match args.trajectory.clone() {
         Some(p) => p,
@@ -307,51 +306,84 @@ pub async fn run(
             p
         }
     };
-    let writer = TrajectoryWriter::new(Some(traj_path.clone()));
-    let on_event = |e: Event| match e {
-        Event::Step {
-            index,
-            tool,
-            detail,
-            tokens_in,
-            tokens_out,
-            cost_usd,
-        } => {
-            eprintln!(
-                "step {index:>3}  {tool:<9} {detail:<60.60}  tokens {tokens_in}/{tokens_out}  ${cost_usd:.4}"
-            )
-        }
-        Event::Thought { text, .. } => {
-            let first = text.lines().next().unwrap_or("");
-            let more = if text.lines().nth(1).is_some() || first.chars().count() > 100 {
-                " …"
-            } else {
-                ""
-            };
-            eprintln!(
-                "      > {}{more}",
-                first.chars().take(100).collect::<String>()
-            )
-        }
-        Event::Tests { passed, status } => eprintln!(
-            "tests: {}",
-            if passed { "passed".to_string() } else { status }
-        ),
-        Event::Condensed {
-            stage,
-            tokens_before,
-            tokens_after,
-            ..
-        } => eprintln!(
-            "  condensed the conversation ({stage}): {tokens_before} -> {tokens_after} tokens"
-        ),
-        Event::Checked { summary } => eprintln!("checks: {summary}"),
-        Event::Finished { .. } => {}
+    let ctx = AttemptCtx {
+        repo: &repo,
+        base: &base,
+        place: &place,
+        test_cmd: test_cmd.clone(),
+        index: index.clone(),
+        context: &context,
+        config,
+        issue: task_issue,
+        several: n > 1,
     };
-    let out = agent.run(toolbox, task, &writer, stop, &on_event).await;
-    drop(agent);
+    let attempt_path = |k: usize| -> PathBuf {
+        if n > 1 || k > 0 {
+            candidate_path(&traj_path, k)
+        } else {
+            traj_path.clone()
+        }
+    };
+    let mut attempts: Vec<anyhow::Result<Attempt>> = if n == 1 {
+        let (m, t, s) = models.get(0, false);
+        vec![ctx.run(0, m, t, s, attempt_path(0), stop.clone()).await]
+    } else {
+        // Independent attempts, each in its own sandbox, as many at once as there are
+        // cores (the budget is shared: the ledger stops all of them together).
+        let parallel = std::thread::available_parallelism()
+            .map(|p| p.get())
+            .unwrap_or(2)
+            .clamp(1, n);
+        eprintln!("{n} candidates, {parallel} at a time");
+        futures_util::stream::iter((0..n).map(|k| {
+            let (m, t, s) = models.get(k, true);
+            ctx.run(k, m, t, s, attempt_path(k), stop.clone())
+        }))
+        .buffered(parallel)
+        .collect()
+        .await
+    };
+    // Cheapest first: one attempt that ended without a patch is run once more, in a fresh
+    // sandbox with another seed, before it is given up.
+    let mut retried = false;
+    if n == 1
+        && let Some(Ok(a)) = attempts.first()
+        && a.out.patch.trim().is_empty()
+        // The model finished its work without a change. A limit, a loop or a broken
+        // model would likely end the same way again on the user's machine (a batch
+        // retries those too: `mend swebench run`).
+        && matches!(a.out.exit, ExitStatus::Submitted { .. })
+        && !*stop.borrow()
+        && models.budget_left()
+    {
+        eprintln!(
+            "\nno patch from the first attempt ({}); retrying once in a fresh sandbox with another seed",
+            a.out.exit.line()
+        );
+        // The first attempt's trajectory moves aside: the run's path gets the winner's.
+        let first_path = candidate_path(&traj_path, 0);
+        if let Some(Ok(a)) = attempts.first_mut()
+            && std::fs::rename(&a.trajectory, &first_path).is_ok()
+        {
+            a.trajectory = first_path;
+        }
+        let (m, t, s) = models.get(1, true);
+        attempts.push(ctx.run(1, m, t, s, attempt_path(1), stop.clone()).await);
+        retried = true;
+    }
+    let (out, winner_sandbox) = if attempts.len() == 1 {
+        match attempts.pop() {
+            Some(Ok(a)) => (a.out, a.sandbox),
+            Some(Err(e)) => return Err(e),
+            None => bail!("the attempt could not run"),
+        }
+    } else {
+        choose_candidate(&ctx, attempts, &args, &issue.text, &models, retried).await?
+    };
+    drop(winner_sandbox);
 
     eprintln!("\n{}", out.exit.line());
+    let writer = TrajectoryWriter::new(Some(traj_path.clone()));
     // Written once more here to know that it was: the loop's own writes only log failures.
     match writer.write(&out.trajectory) {
         Ok(()) => eprintln!("trajectory: {}", traj_path.display()),
@@ -379,6 +411,256 @@ pub async fn run(
         bail!("{e:#}\nthe patch was not delivered; it is printed above on stdout and {whereto}");
     }
     Ok(exit_code(&out.exit, false))
+}
+
+/// Where sandboxes come from.
+enum Place {
+    Docker(DockerEngine, Box<DockerConfig>),
+    Local,
+}
+
+/// What every attempt shares.
+struct AttemptCtx<'a> {
+    repo: &'a Path,
+    base: &'a str,
+    place: &'a Place,
+    test_cmd: Option<String>,
+    index: Option<Arc<Index>>,
+    context: &'a RepoContext,
+    config: AgentConfig,
+    issue: String,
+    /// Several attempts: their lines are prefixed with the attempt's number.
+    several: bool,
+}
+
+/// One finished attempt; its sandbox is kept for the selection's runs.
+struct Attempt {
+    out: mend_agent::RunOutput,
+    sandbox: Arc<dyn Sandbox>,
+    temperature: Option<f32>,
+    seed: Option<i64>,
+    trajectory: PathBuf,
+    wall_secs: f64,
+}
+
+impl AttemptCtx<'_> {
+    async fn run(
+        &self,
+        k: usize,
+        model: Arc<dyn mend_llm::Model>,
+        temperature: Option<f32>,
+        seed: Option<i64>,
+        traj: PathBuf,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Attempt> {
+        let started = std::time::Instant::now();
+        let sandbox: Arc<dyn Sandbox> = match self.place {
+            Place::Docker(engine, dc) => Arc::new(
+                workspace::docker_workspace(engine, (**dc).clone(), self.repo, self.base).await?,
+            ),
+            Place::Local => Arc::new(workspace::local_workspace(self.repo, self.base)?),
+        };
+        let mut toolbox = Toolbox::new(sandbox.clone(), self.test_cmd.clone(), self.index.clone());
+        let mut config = self.config.clone();
+        // The checks read the test command's output test by test: pytest's or unittest's.
+        if let Some(v) = config.verify.as_mut()
+            && v.suite.is_none()
+        {
+            v.suite = toolbox
+                .detect_test_command()
+                .await
+                .as_deref()
+                .and_then(RepoSuite::for_command)
+                .map(|s| Arc::new(s) as Arc<dyn TestSuite>);
+        }
+        let agent = Agent {
+            model,
+            prompts: Prompts::builtin()?,
+            config,
+        };
+        let task = TaskInput {
+            issue: self.issue.clone(),
+            base_commit: Some(self.base.to_string()),
+            layout: workspace::layout(sandbox.as_ref()).await,
+            localized: self.context.localized.clone(),
+            repo_map: self.context.repo_map.clone(),
+        };
+        let tag = if self.several {
+            format!("[{}] ", k + 1)
+        } else {
+            String::new()
+        };
+        let writer = TrajectoryWriter::new(Some(traj.clone()));
+        let on_event = |e: Event| print_event(&tag, e);
+        let out = agent.run(toolbox, task, &writer, stop, &on_event).await;
+        if self.several {
+            eprintln!("{tag}{}", out.exit.line());
+        }
+        Ok(Attempt {
+            out,
+            sandbox,
+            temperature,
+            seed,
+            trajectory: traj,
+            wall_secs: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+fn print_event(tag: &str, e: Event) {
+    match e {
+        Event::Step {
+            index,
+            tool,
+            detail,
+            tokens_in,
+            tokens_out,
+            cost_usd,
+        } => {
+            eprintln!(
+                "{tag}step {index:>3}  {tool:<9} {detail:<60.60}  tokens {tokens_in}/{tokens_out}  ${cost_usd:.4}"
+            )
+        }
+        Event::Thought { text, .. } => {
+            let first = text.lines().next().unwrap_or("");
+            let more = if text.lines().nth(1).is_some() || first.chars().count() > 100 {
+                " …"
+            } else {
+                ""
+            };
+            eprintln!(
+                "{tag}      > {}{more}",
+                first.chars().take(100).collect::<String>()
+            )
+        }
+        Event::Tests { passed, status } => eprintln!(
+            "{tag}tests: {}",
+            if passed { "passed".to_string() } else { status }
+        ),
+        Event::Condensed {
+            stage,
+            tokens_before,
+            tokens_after,
+            ..
+        } => eprintln!(
+            "{tag}  condensed the conversation ({stage}): {tokens_before} -> {tokens_after} tokens"
+        ),
+        Event::Checked { summary } => eprintln!("{tag}checks: {summary}"),
+        Event::Finished { .. } => {}
+    }
+}
+
+/// `<name>.candK.traj.json` beside the run's trajectory (K from 1).
+fn candidate_path(traj: &Path, k: usize) -> PathBuf {
+    let name = traj
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "run.traj.json".into());
+    let stem = name
+        .strip_suffix(".traj.json")
+        .or_else(|| name.strip_suffix(".json"))
+        .unwrap_or(&name);
+    traj.with_file_name(format!("{stem}.cand{}.traj.json", k + 1))
+}
+
+/// Choose among the attempts: run each against every reproduction and the regression
+/// set, score, print the table. Returns the winner's output (its trajectory carrying the
+/// selection) and sandbox.
+async fn choose_candidate(
+    ctx: &AttemptCtx<'_>,
+    attempts: Vec<anyhow::Result<Attempt>>,
+    args: &FixArgs,
+    issue: &str,
+    models: &crate::model::AttemptModels,
+    retried: bool,
+) -> anyhow::Result<(mend_agent::RunOutput, Arc<dyn Sandbox>)> {
+    let mut ok: Vec<Attempt> = Vec::new();
+    for (k, a) in attempts.into_iter().enumerate() {
+        match a {
+            Ok(a) => ok.push(a),
+            Err(e) => eprintln!("candidate {}: could not run: {e:#}", k + 1),
+        }
+    }
+    if ok.is_empty() {
+        bail!("no attempt could run");
+    }
+    let mut cands = Vec::new();
+    for a in &ok {
+        // The agent's reproduction stays in its sandbox (scratch, not in the patch).
+        let repro = mend_agent::verify::Reproduction::find(a.sandbox.as_ref())
+            .await
+            .ok()
+            .flatten();
+        cands.push(candidates::Candidate {
+            sandbox: a.sandbox.clone(),
+            patch: a.out.patch.clone(),
+            reproduction: repro,
+        });
+    }
+    // The test command the attempts used (configured, else detected as they did).
+    let test_cmd = match &ctx.test_cmd {
+        Some(c) => Some(c.clone()),
+        None => {
+            Toolbox::new(cands[0].sandbox.clone(), None, None)
+                .detect_test_command()
+                .await
+        }
+    };
+    let suite = test_cmd
+        .as_deref()
+        .and_then(mend_swebench::suite::RepoSuite::for_command)
+        .map(|s| Arc::new(s) as Arc<dyn mend_agent::verify::TestSuite>);
+    let opts = candidates::GatherOptions {
+        suite,
+        index: ctx.index.clone(),
+        ..Default::default()
+    };
+    eprintln!(
+        "\nchecking {} candidates: every reproduction on each, and the related tests",
+        cands.len()
+    );
+    let (ev, matrix) = candidates::gather(&cands, &opts).await;
+    let mut choice = select::choose(&ev, None);
+    if args.judge && choice.tied.len() > 1 {
+        let tied: Vec<(usize, &str)> = choice
+            .tied
+            .iter()
+            .map(|&i| (i, cands[i].patch.as_str()))
+            .collect();
+        let (m, _, _) = models.get(0, false);
+        let pick = candidates::judge(m.as_ref(), issue, &tied).await;
+        choice = select::choose(&ev, Some(&move |_: &[usize]| pick));
+    }
+    eprintln!("\n{}", choice.table().trim_end());
+    eprintln!("chose {}", choice.reason);
+    let record = candidates::SelectionRecord {
+        candidates: ok
+            .iter()
+            .enumerate()
+            .map(|(i, a)| candidates::AttemptRecord {
+                index: i,
+                exit: a.out.exit.kind().to_string(),
+                patch: a.out.patch.clone(),
+                temperature: a.temperature,
+                seed: a.seed,
+                trajectory: Some(a.trajectory.display().to_string()),
+                steps: a.out.trajectory.totals.steps,
+                cost_usd: a.out.trajectory.totals.cost_usd,
+                wall_secs: a.wall_secs,
+                reproduction: cands[i].reproduction.is_some(),
+            })
+            .collect(),
+        matrix,
+        differs_from_first: choice.winner.is_some_and(|w| w != 0),
+        choice: choice.clone(),
+        retried,
+    };
+    // Nothing kept (all empty or broken): the first attempt's output stands.
+    let w = choice.winner.unwrap_or(0);
+    let winner = ok.swap_remove(w);
+    let mut out = winner.out;
+    out.trajectory.selection = Some(record);
+    Ok((out, winner.sandbox))
 }
 
 fn deliver_patch(

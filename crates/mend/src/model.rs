@@ -72,27 +72,99 @@ pub fn config(args: &ModelArgs, file: Option<&ModelConfig>) -> anyhow::Result<Mo
     Ok(cfg)
 }
 
-/// The model a run talks to, charging `ledger` (its limits apply). Asks the server for its
-/// context window (unless the config states it) and prints where the window came from.
-pub async fn build(
-    args: &ModelArgs,
-    file: Option<&ModelConfig>,
-    limits: Limits,
-) -> anyhow::Result<Arc<dyn Model>> {
-    if let Some(path) = &args.replay {
-        let replay = ReplayModel::load(path)
-            .with_context(|| format!("loading the recording {}", path.display()))?;
-        return Ok(Arc::new(replay.with_ledger(Ledger::new("run", limits))));
+/// The models of several independent attempts at one task: the same endpoint (or
+/// recording), one shared budget, each attempt its own temperature and seed.
+pub struct AttemptModels {
+    source: Source,
+    ledger: Arc<Ledger>,
+    temperature: Option<f32>,
+}
+
+enum Source {
+    /// Attempt k replays recording k (the last one again when there are fewer).
+    Replay(Vec<mend_llm::Recording>),
+    Live(OpenAiCompatible),
+}
+
+impl AttemptModels {
+    /// `replays`: one recording per attempt (demos); else `--replay` or the endpoint.
+    pub async fn build(
+        args: &ModelArgs,
+        file: Option<&ModelConfig>,
+        limits: Limits,
+        replays: &[PathBuf],
+    ) -> anyhow::Result<AttemptModels> {
+        let ledger = Ledger::new("run", limits);
+        let paths: Vec<PathBuf> = if replays.is_empty() {
+            args.replay.iter().cloned().collect()
+        } else {
+            replays.to_vec()
+        };
+        if !paths.is_empty() {
+            let recs = paths
+                .iter()
+                .map(|p| {
+                    mend_llm::Recording::load(p)
+                        .with_context(|| format!("loading the recording {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            return Ok(AttemptModels {
+                source: Source::Replay(recs),
+                ledger,
+                temperature: None,
+            });
+        }
+        let cfg = config(args, file)?;
+        let ledger = Ledger::new("run", merge_limits(cfg.limits, limits));
+        let temperature = cfg.temperature;
+        let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
+        let source = model.discover_context().await;
+        eprintln!(
+            "context window: {} tokens, {source}",
+            model.context_window()
+        );
+        Ok(AttemptModels {
+            source: Source::Live(model),
+            ledger,
+            temperature,
+        })
     }
-    let mut cfg = config(args, file)?;
-    cfg.limits = merge_limits(cfg.limits, limits);
-    let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
-    let source = model.discover_context().await;
-    eprintln!(
-        "context window: {} tokens, {source}",
-        model.context_window()
-    );
-    Ok(Arc::new(model))
+
+    /// The model of attempt `k`; `vary`: its own temperature and seed (else as configured).
+    /// Returns the model with the temperature and seed it samples at.
+    pub fn get(&self, k: usize, vary: bool) -> (Arc<dyn Model>, Option<f32>, Option<i64>) {
+        let ledger = self
+            .ledger
+            .child(format!("attempt {}", k + 1), Limits::default());
+        let (t, seed) = if vary {
+            mend_agent::candidates::attempt_sampling(k, self.temperature)
+        } else {
+            (self.temperature, None)
+        };
+        match &self.source {
+            Source::Replay(recs) => {
+                let rec = recs[k.min(recs.len() - 1)].clone();
+                (
+                    Arc::new(ReplayModel::new(rec).with_ledger(ledger)),
+                    None,
+                    None,
+                )
+            }
+            Source::Live(m) => {
+                let m = if vary {
+                    m.with_ledger(ledger).with_sampling(t, seed)
+                } else {
+                    m.with_ledger(ledger)
+                };
+                (Arc::new(m), t, seed)
+            }
+        }
+    }
+
+    /// Whether the shared budget allows another call.
+    pub fn budget_left(&self) -> bool {
+        self.ledger.check().is_ok()
+    }
 }
 
 /// Flags' limits over the file's.

@@ -208,6 +208,15 @@ pub struct RunArgs {
     /// Evaluate the predictions when the run ends (same images, same run id).
     #[arg(long)]
     pub eval: bool,
+    /// Independent attempts per instance, each in its own container (other temperature and
+    /// seed; the budgets shared; at most --workers attempts run at once). The prediction is
+    /// the candidate that running them favours. With 1, an attempt that ends without a
+    /// patch is retried once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub candidates: u16,
+    /// With --candidates: ask the model to choose among candidates still tied.
+    #[arg(long)]
+    pub judge: bool,
     /// Seconds each instance's evaluation test run may take (with --eval).
     #[arg(long, default_value_t = 1800)]
     pub eval_timeout: u64,
@@ -948,7 +957,7 @@ async fn run_cmd(
     let models: mend_swebench::ModelFactory = match &a.model.replay {
         Some(path) => {
             let rec = mend_llm::Recording::load(path)?;
-            Arc::new(move |_inst, ledger| {
+            Arc::new(move |_inst, ledger, _attempt| {
                 Ok(
                     Arc::new(mend_llm::ReplayModel::new(rec.clone()).with_ledger(ledger))
                         as Arc<dyn mend_llm::Model>,
@@ -963,8 +972,17 @@ async fn run_cmd(
             let source = base.discover_context().await;
             let window = mend_llm::Model::context_window(&base);
             eprintln!("context window: {window} tokens, {source}");
-            Arc::new(move |_inst, ledger| {
-                Ok(Arc::new(base.with_ledger(ledger)) as Arc<dyn mend_llm::Model>)
+            let temperature = base.config().temperature;
+            Arc::new(move |_inst, ledger, attempt| {
+                let m = base.with_ledger(ledger);
+                let m = match attempt {
+                    Some(k) => {
+                        let (t, seed) = mend_agent::candidates::attempt_sampling(k, temperature);
+                        m.with_sampling(t, seed)
+                    }
+                    None => m,
+                };
+                Ok(Arc::new(m) as Arc<dyn mend_llm::Model>)
             })
         }
     };
@@ -1026,6 +1044,8 @@ async fn run_cmd(
         memory_bytes: Some(8 << 30),
         progress: Some(Arc::new(move |p| d.on(p))),
         cancel: Some(cancel.clone()),
+        candidates: usize::from(a.candidates),
+        judge: a.judge,
     };
     eprintln!(
         "run {run_id}: model {model_label}, {} workers, images {}",
@@ -1191,6 +1211,12 @@ fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if summary.selected_among_candidates > 0 || summary.retried > 0 {
+        println!(
+            "best-of-N: chosen among several candidates on {} instances; the choice differed from the first candidate on {}; {} retried after an attempt without a patch",
+            summary.selected_among_candidates, summary.choice_differs_from_first, summary.retried
+        );
+    }
     if resolved_ids.is_none() {
         println!(
             "(not evaluated: run `mend swebench eval --predictions {} ...` or `run --eval` for resolve-rate; grading needs a dataset with FAIL_TO_PASS/PASS_TO_PASS)",
@@ -1201,6 +1227,8 @@ fn report_cmd(a: ReportArgs) -> anyhow::Result<ExitCode> {
         "run_id": summary.run_id, "model_name_or_path": summary.model_name_or_path,
         "repos": rows.values().collect::<Vec<_>>(), "total": total, "exit_statuses": summary.exit_statuses,
         "tokens_in": summary.tokens_in, "tokens_out": summary.tokens_out, "wall_secs_median": summary.wall_secs_median,
+        "selected_among_candidates": summary.selected_among_candidates,
+        "choice_differs_from_first": summary.choice_differs_from_first, "retried": summary.retried,
     });
     let path = dir.join("report.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")

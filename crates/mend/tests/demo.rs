@@ -58,6 +58,32 @@ fn the_demo_fixes_the_bundled_repository_in_docker_labelled_as_a_replay() {
     );
 }
 
+#[test]
+fn the_candidates_demo_chooses_the_right_one_and_prints_the_table() {
+    let keep = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mend"))
+        .args(["demo", "--candidates", "3", "--keep"])
+        .arg(keep.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("REPLAY"), "{stderr}");
+    // The table: #1 passes 1 of 3 reproductions, #2 breaks a test, #3 wins.
+    assert!(stderr.contains(" #  verdict"), "{stderr}");
+    assert!(stderr.contains("chose #3"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("+    return len(text.split())"), "{stdout}");
+    assert!(!stdout.contains("/ word_count(text)"), "{stdout}");
+    let traj: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(keep.path().join("demo.traj.json")).unwrap())
+            .unwrap();
+    let rows = traj["selection"]["choice"]["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["reproductions_passed"], 1, "{}", traj["selection"]);
+    assert_eq!(rows[1]["regressions"], 1, "{}", traj["selection"]);
+    assert_eq!(traj["selection"]["choice"]["winner"], 2);
+}
+
 fn say(content: &str, tool: &str, args: serde_json::Value) -> Reply {
     Reply::message(
         json!({"role": "assistant", "content": content, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": tool, "arguments": args.to_string()}}]}),
