@@ -141,6 +141,11 @@ pub struct RankWeights {
     pub cochange: f32,
     /// How many of the best files lend their partners co-change evidence.
     pub cochange_seeds: usize,
+    /// Definitions one call or override away from the definitions the issue names (by a
+    /// frame, a qualified name or an identifier): a share of the named one's evidence.
+    pub hop: f32,
+    /// How many named definitions lend their neighbours evidence.
+    pub hop_seeds: usize,
 }
 
 impl Default for RankWeights {
@@ -185,6 +190,8 @@ impl Default for RankWeights {
             reader: 1.0,
             cochange: 0.3,
             cochange_seeds: 3,
+            hop: 0.3,
+            hop_seeds: 5,
         }
     }
 }
@@ -340,6 +347,7 @@ impl Index {
         self.test_source_signals(&sig, w, &mut files);
         self.stem_signals(&sig, w, &mut files, &mut syms);
         self.reader_signals(&sig, w, &mut files, &mut syms);
+        self.hop_signals(w, &mut files, &mut syms);
 
         // Spread along the reference graph from what the issue points at.
         let prior: Vec<f32> = (0..n_files).map(|f| self.file_prior(f, opts)).collect();
@@ -873,6 +881,114 @@ impl Index {
             files.add(g, Family::History, w, || {
                 format!("changed together with `{}` before", self.files[via].info.path)
             });
+        }
+    }
+
+    /// One hop from the definitions the issue points at: what they call, the methods that
+    /// override them or that they override, and the definitions that call them. (`hstack`
+    /// named, the fix in the `row_join` it calls; `Axes.clear` named, the fix in
+    /// `Axis.clear`.) Only names with few definitions are followed.
+    fn hop_signals(&self, weights: &RankWeights, files: &mut Acc, syms: &mut Acc) {
+        if weights.hop <= 0.0 {
+            return;
+        }
+        // Evidence that names a definition: not BM25, not the graph.
+        let named = |i: usize| -> f32 {
+            let p = &syms.parts[i];
+            [Family::Frame, Family::Qualified, Family::Ident, Family::Message]
+                .iter()
+                .map(|&f| p[f as usize])
+                .sum()
+        };
+        let mut seeds: Vec<(usize, f32)> = self
+            .unit_symbols
+            .iter()
+            .map(|&u| (u, named(u)))
+            .filter(|x| x.1 > 0.0)
+            .collect();
+        seeds.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        seeds.truncate(weights.hop_seeds);
+        let units_named = |name: &str| -> Vec<usize> {
+            let defs: Vec<usize> = self
+                .by_name
+                .get(name)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&i| self.symbols[i].unit && self.symbols[i].kind != SymbolKind::Class)
+                .collect();
+            if defs.len() > 3 { Vec::new() } else { defs }
+        };
+        let mut gains: Vec<(usize, f32, String)> = Vec::new();
+        for &(u, ev) in &seeds {
+            let s = &self.symbols[u];
+            let w = weights.hop * ev.min(3.0);
+            // Callees: names called or read inside its body.
+            let mut called: Vec<&str> = self.files[s.file]
+                .refs
+                .iter()
+                .filter(|r| {
+                    matches!(r.kind, crate::extract::RefKind::Call | crate::extract::RefKind::Attribute)
+                        && s.start_line <= r.line
+                        && r.line <= s.end_line
+                        && r.name != s.name
+                })
+                .map(|r| r.name.as_str())
+                .collect();
+            called.sort_unstable();
+            called.dedup();
+            for name in called {
+                for d in units_named(name) {
+                    gains.push((d, w, format!("called by `{}`", s.qualified_name)));
+                }
+            }
+            // Overrides: methods of the same name on classes related by inheritance.
+            if s.kind == SymbolKind::Method
+                && let Some(class) = s.parent
+            {
+                let class_name = &self.symbols[class].name;
+                let class_bases = &self.symbols[class].bases;
+                for d in units_named(&s.name) {
+                    let Some(other) = self.symbols[d].parent else {
+                        continue;
+                    };
+                    let o = &self.symbols[other];
+                    if d != u && (o.bases.contains(class_name) || class_bases.contains(&o.name)) {
+                        gains.push((d, w, format!("overrides or is overridden by `{}`", s.qualified_name)));
+                    }
+                }
+            }
+        }
+        // Callers: definitions whose bodies call a seed (only seeds with rare names).
+        let rare: HashMap<&str, (usize, f32)> = seeds
+            .iter()
+            .filter(|(u, _)| {
+                let n = &self.symbols[*u].name;
+                n.len() >= 4 && self.ref_files.get(n.as_str()).is_some_and(|&c| c <= 5)
+            })
+            .map(|&(u, ev)| (self.symbols[u].name.as_str(), (u, ev)))
+            .collect();
+        if !rare.is_empty() {
+            for (f, data) in self.files.iter().enumerate() {
+                for r in &data.refs {
+                    if r.kind != crate::extract::RefKind::Call {
+                        continue;
+                    }
+                    let Some(&(u, ev)) = rare.get(r.name.as_str()) else {
+                        continue;
+                    };
+                    if let Some(c) = self.unit_at(f, r.line)
+                        && c != u
+                    {
+                        let w = weights.hop * ev.min(3.0) / 2.0;
+                        gains.push((c, w, format!("calls `{}`", self.symbols[u].qualified_name)));
+                    }
+                }
+            }
+        }
+        for (d, w, reason) in gains {
+            syms.add(d, Family::Graph, w, || reason.clone());
+            files.add(self.symbols[d].file, Family::Graph, w / 2.0, || reason);
         }
     }
 

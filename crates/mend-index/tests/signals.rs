@@ -223,3 +223,63 @@ fn the_context_pack_holds_ranked_code_within_its_budget() {
     assert!(small.tokens <= 40);
     assert!(small.left_out > 0);
 }
+
+#[test]
+fn definitions_one_call_or_override_away_from_the_named_one_rise() {
+    let r = TestRepo::new();
+    r.write(
+        "mat/common.py",
+        "from mat.sparse import row_join\n\nclass MatrixCommon:\n    def hstack(self, *args):\n        return row_join(self, args)\n\n    def clear(self):\n        return self\n",
+    );
+    r.write(
+        "mat/sparse.py",
+        "def row_join(m, rest):\n    return m\n\ndef col_join(m, rest):\n    return m\n",
+    );
+    r.write(
+        "mat/dense.py",
+        "from mat.common import MatrixCommon\n\nclass DenseMatrix(MatrixCommon):\n    def clear(self):\n        return None\n",
+    );
+    for i in 0..6 {
+        r.write(
+            &format!("mat/noise_{i}.py"),
+            format!("def stacking_{i}(m):\n    \"\"\"Stacking matrices.\"\"\"\n    return m\n"),
+        );
+    }
+    r.commit("matrices");
+    let cache = tempfile::tempdir().unwrap();
+    let index = index(&r, cache.path());
+    let loc = index.localize(
+        "Behavior of `MatrixCommon.hstack` changed for empty matrices",
+        &LocalizeOptions::default(),
+    );
+    let row_join = loc
+        .symbols
+        .iter()
+        .find(|s| s.name == "row_join")
+        .expect("the callee is ranked");
+    assert!(
+        row_join.reasons.iter().any(|r| r.contains("called by `MatrixCommon.hstack`")),
+        "{:?}",
+        row_join.reasons
+    );
+    let pos = |loc: &mend_index::Localization, name: &str| {
+        loc.symbols.iter().position(|s| s.name == name)
+    };
+    let old = index.localize(
+        "Behavior of `MatrixCommon.hstack` changed for empty matrices",
+        &without(|w| w.hop = 0.0),
+    );
+    assert!(pos(&loc, "row_join") < pos(&old, "row_join").or(Some(usize::MAX)));
+    // An override of the named method.
+    let loc = index.localize("`MatrixCommon.clear` leaves data behind", &LocalizeOptions::default());
+    let dense = loc
+        .symbols
+        .iter()
+        .find(|s| s.name == "DenseMatrix.clear")
+        .expect("the override is ranked");
+    assert!(
+        dense.reasons.iter().any(|r| r.contains("overrides or is overridden by `MatrixCommon.clear`")),
+        "{:?}",
+        dense.reasons
+    );
+}
