@@ -865,7 +865,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "pack_fits": pack_fits, "pack_tokens": pack.tokens, "gold_file_tokens": gold_file_tokens,
             "top_files": ranked_files.iter().take(5).collect::<Vec<_>>(),
             "top_file_reasons": loc.files.iter().take(3).map(|f| json!({"path": f.path, "reasons": f.reasons})).collect::<Vec<_>>(),
-            "index": {"files": index.stats().files, "parsed": index.stats().parsed, "from_cache": index.stats().from_cache},
+            "index": {"files": index.stats().files, "parsed": index.stats().parsed, "from_cache": index.stats().from_cache, "seconds": index.stats().seconds, "history_seconds": index.stats().history_seconds},
         }));
         done += 1;
     }
