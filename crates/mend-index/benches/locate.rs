@@ -470,6 +470,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut positional = Vec::new();
     let (mut only, mut limit, mut verbose, mut check_recovery) = (None, usize::MAX, false, false);
     let (mut grid_path, mut no_baseline) = (None, false);
+    let mut budget: Option<f64> = None;
     let (mut out_path, mut work_dir) = (None, None);
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -481,6 +482,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
             // Tuning: one JSON object of `RankWeights` overrides per line, all scored per instance.
             "--grid" => grid_path = it.next(),
             "--no-baseline" => no_baseline = true,
+            // A wall-clock budget: no instance is started after it; the report says so.
+            "--budget-secs" => {
+                budget = it.next().and_then(|n| n.parse::<f64>().ok());
+            }
             "--out" => out_path = it.next().map(PathBuf::from),
             // Where the parse cache and the recovered base commits are kept.
             "--work" => work_dir = it.next().map(PathBuf::from),
@@ -585,8 +590,13 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut recovery_checks = Vec::new();
     let started = Instant::now();
     let mut done = 0;
+    let mut stopped_early: Option<usize> = None;
     for (n, inst) in records.iter().enumerate() {
         if done >= limit {
+            break;
+        }
+        if budget.is_some_and(|b| started.elapsed().as_secs_f64() > b) {
+            stopped_early = Some(n);
             break;
         }
         // Progress on stderr: a run over hundreds of instances takes many minutes.
@@ -956,6 +966,17 @@ fn run(args: Vec<String>) -> Result<(), String> {
         ),
     );
     obj.insert("instances_file".into(), json!(instances_path));
+    obj.insert("records".into(), json!(records.len()));
+    if let Some(at) = stopped_early {
+        obj.insert(
+            "stopped_early".into(),
+            json!({"reason": "--budget-secs reached", "records_started": at, "records": records.len()}),
+        );
+        println!(
+            "stopped early (--budget-secs): {at} of {} records started",
+            records.len()
+        );
+    }
     if check_recovery {
         obj.insert("recovery_checks".into(), Value::Array(recovery_checks));
     }

@@ -187,10 +187,10 @@ impl Default for RankWeights {
             calls_are_code: true,
             test_source: 1.5,
             stem: 1.0,
-            reader: 1.0,
-            cochange: 0.3,
+            reader: 0.5,
+            cochange: 0.2,
             cochange_seeds: 3,
-            hop: 0.3,
+            hop: 0.15,
             hop_seeds: 5,
         }
     }
