@@ -768,8 +768,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
             Some(String::from_utf8_lossy(blob.content()).into_owned())
         };
         let pack = index.context_pack(&loc, PACK_TOKENS, 0.1, read);
-        let pack_fits = !gold_func_keys.is_empty()
-            && gold_func_keys.iter().all(|g| pack.functions.contains(g));
+        let pack_fits =
+            !gold_func_keys.is_empty() && gold_func_keys.iter().all(|g| pack.functions.contains(g));
         // The gold files' whole size: what a prompt of whole files would cost.
         let gold_file_tokens: usize = gold_files
             .iter()
@@ -863,7 +863,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 }
             }
         }
-        let rank_of = |ranked: &[String], g: &String| ranked.iter().position(|r| r == g).map(|p| p + 1);
+        let rank_of =
+            |ranked: &[String], g: &String| ranked.iter().position(|r| r == g).map(|p| p + 1);
         details.push(json!({
             "instance_id": id, "repo": repo_name, "base_commit": base, "base_recovered": base_recovered,
             "gold_files": gold_files, "gold_functions": gold_func_keys,

@@ -132,13 +132,21 @@ pub(crate) struct CoChange {
 }
 
 impl CoChange {
-    pub fn new(history: &History, file_id: impl Fn(&str) -> Option<usize>, n_files: usize) -> CoChange {
+    pub fn new(
+        history: &History,
+        file_id: impl Fn(&str) -> Option<usize>,
+        n_files: usize,
+    ) -> CoChange {
         let mut co = CoChange {
             commits: Vec::new(),
             by_file: vec![Vec::new(); n_files],
         };
         for paths in &history.commits {
-            let mut ids: Vec<u32> = paths.iter().filter_map(|p| file_id(p)).map(|f| f as u32).collect();
+            let mut ids: Vec<u32> = paths
+                .iter()
+                .filter_map(|p| file_id(p))
+                .map(|f| f as u32)
+                .collect();
             ids.sort_unstable();
             ids.dedup();
             if ids.len() < 2 {
@@ -155,13 +163,17 @@ impl CoChange {
 
     /// Files that changed together with `f`, each weighted by 1/(other files in the commit).
     pub fn partners(&self, f: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
-        self.by_file.get(f).into_iter().flatten().flat_map(move |&c| {
-            let files = &self.commits[c as usize];
-            let share = 1.0 / (files.len() - 1) as f32;
-            files
-                .iter()
-                .filter(move |&&g| g as usize != f)
-                .map(move |&g| (g as usize, share))
-        })
+        self.by_file
+            .get(f)
+            .into_iter()
+            .flatten()
+            .flat_map(move |&c| {
+                let files = &self.commits[c as usize];
+                let share = 1.0 / (files.len() - 1) as f32;
+                files
+                    .iter()
+                    .filter(move |&&g| g as usize != f)
+                    .map(move |&g| (g as usize, share))
+            })
     }
 }

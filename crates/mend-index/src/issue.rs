@@ -64,9 +64,8 @@ static CALL: LazyLock<Regex> =
 static HTML_COMMENT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)<!--.*?-->").expect("static regex"));
 /// `key: value` lines (environment dumps: `executable: /usr/bin/python`, `machine: Linux-5`).
-static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[\s>*|\-]*[A-Za-z][\w .\-]{0,30}:\s*\S").expect("static regex")
-});
+static KEY_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[\s>*|\-]*[A-Za-z][\w .\-]{0,30}:\s*\S").expect("static regex"));
 /// Headings of the issue and pull-request templates of the Python projects (matched
 /// lower-case, after the `#`/`*` markup): their words are the template's, not the reporter's.
 const TEMPLATE_HEADINGS: &[&str] = &[
@@ -354,7 +353,11 @@ fn strip_noise(text: &str) -> String {
             t.contains("\"copyright\", \"credits\"") || t.contains("'copyright', 'credits'");
         let plumbing =
             t.starts_with("File \"") || t.starts_with("Traceback (most recent call last)");
-        if dump[k] || banner || plumbing || VERSION_LINE.is_match(line) || is_template(t)
+        if dump[k]
+            || banner
+            || plumbing
+            || VERSION_LINE.is_match(line)
+            || is_template(t)
             || is_runner_output(t)
         {
             continue;

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 
 pub use bm25::TextBm25;
 pub use extract::{Import, Ref, RefKind};
-pub use index::{FileInfo, Index, IndexOptions, IndexStats, Symbol, SymbolHit};
 pub use history::History;
+pub use index::{FileInfo, Index, IndexOptions, IndexStats, Symbol, SymbolHit};
 pub use issue::{Frame, IssueSignals, read_issue};
 pub use lang::SymbolKind;
 pub use rank::{Localization, LocalizeOptions, RankWeights, RankedFile, RankedSymbol};

@@ -520,7 +520,9 @@ impl Index {
             let whole = common == p.len()
                 || (layout_dirs
                     && common >= 2
-                    && p[..p.len() - common].iter().all(|d| LAYOUT_DIRS.contains(d)));
+                    && p[..p.len() - common]
+                        .iter()
+                        .all(|d| LAYOUT_DIRS.contains(d)));
             let ok = whole || common == m.len();
             if !ok {
                 continue;
@@ -879,7 +881,10 @@ impl Index {
         for (g, (raw, via)) in gain {
             let w = weights.cochange * best * (1.0 - (-raw).exp());
             files.add(g, Family::History, w, || {
-                format!("changed together with `{}` before", self.files[via].info.path)
+                format!(
+                    "changed together with `{}` before",
+                    self.files[via].info.path
+                )
             });
         }
     }
@@ -895,10 +900,15 @@ impl Index {
         // Evidence that names a definition: not BM25, not the graph.
         let named = |i: usize| -> f32 {
             let p = &syms.parts[i];
-            [Family::Frame, Family::Qualified, Family::Ident, Family::Message]
-                .iter()
-                .map(|&f| p[f as usize])
-                .sum()
+            [
+                Family::Frame,
+                Family::Qualified,
+                Family::Ident,
+                Family::Message,
+            ]
+            .iter()
+            .map(|&f| p[f as usize])
+            .sum()
         };
         let mut seeds: Vec<(usize, f32)> = self
             .unit_symbols
@@ -928,8 +938,10 @@ impl Index {
                 .refs
                 .iter()
                 .filter(|r| {
-                    matches!(r.kind, crate::extract::RefKind::Call | crate::extract::RefKind::Attribute)
-                        && s.start_line <= r.line
+                    matches!(
+                        r.kind,
+                        crate::extract::RefKind::Call | crate::extract::RefKind::Attribute
+                    ) && s.start_line <= r.line
                         && r.line <= s.end_line
                         && r.name != s.name
                 })
@@ -954,7 +966,11 @@ impl Index {
                     };
                     let o = &self.symbols[other];
                     if d != u && (o.bases.contains(class_name) || class_bases.contains(&o.name)) {
-                        gains.push((d, w, format!("overrides or is overridden by `{}`", s.qualified_name)));
+                        gains.push((
+                            d,
+                            w,
+                            format!("overrides or is overridden by `{}`", s.qualified_name),
+                        ));
                     }
                 }
             }
@@ -1040,7 +1056,9 @@ impl Index {
             }
             let w = weights.test_source / best.len() as f32;
             for f in best {
-                files.add(f, Family::Path, w, || format!("tested by `{name}` named in the issue"));
+                files.add(f, Family::Path, w, || {
+                    format!("tested by `{name}` named in the issue")
+                });
             }
         }
     }
@@ -1048,7 +1066,13 @@ impl Index {
     /// Code names of the issue matched loosely: to file stems after dropping inflections
     /// and underscores (`mocked` → `mock.py`, `is_subset` → `issubset.py`), and to
     /// definitions after dropping underscores.
-    fn stem_signals(&self, sig: &IssueSignals, weights: &RankWeights, files: &mut Acc, syms: &mut Acc) {
+    fn stem_signals(
+        &self,
+        sig: &IssueSignals,
+        weights: &RankWeights,
+        files: &mut Acc,
+        syms: &mut Acc,
+    ) {
         if weights.stem <= 0.0 {
             return;
         }
@@ -1077,7 +1101,9 @@ impl Index {
                 }
                 let w = w / cands.len() as f32;
                 for f in cands {
-                    files.add(f, Family::Module, w, || format!("file `{stem}.py` for `{id}`"));
+                    files.add(f, Family::Module, w, || {
+                        format!("file `{stem}.py` for `{id}`")
+                    });
                 }
             }
             if squashed != lower && squashed.len() >= 5 && seen.insert(format!("def:{squashed}")) {
@@ -1106,7 +1132,13 @@ impl Index {
     /// Code names with an underscore that the repository reads but never defines (settings
     /// and configuration keys: `config.autodoc_typehints`, `settings.FILE_UPLOAD_PERMISSIONS`):
     /// the functions that read them, in few files.
-    fn reader_signals(&self, sig: &IssueSignals, weights: &RankWeights, files: &mut Acc, syms: &mut Acc) {
+    fn reader_signals(
+        &self,
+        sig: &IssueSignals,
+        weights: &RankWeights,
+        files: &mut Acc,
+        syms: &mut Acc,
+    ) {
         if weights.reader <= 0.0 {
             return;
         }

@@ -31,24 +31,32 @@ fn installed_paths_find_files_under_lib_and_src() {
         "lib/plotkit/axes/base.py",
         "def clear_axes(ax):\n    ax.cla()\n    return ax\n",
     );
-    r.write("lib/plotkit/axes/other.py", "def draw_axes(ax):\n    return ax\n");
+    r.write(
+        "lib/plotkit/axes/other.py",
+        "def draw_axes(ax):\n    return ax\n",
+    );
     r.write("src/_runner/main.py", "def main_loop():\n    return 0\n");
     r.commit("layout");
     let cache = tempfile::tempdir().unwrap();
     let index = index(&r, cache.path());
     let issue = "Crash on clear\n\nTraceback (most recent call last):\n  File \"/home/u/venv/lib/python3.11/site-packages/_runner/main.py\", line 2, in main_loop\n  File \"/home/u/venv/lib/python3.11/site-packages/plotkit/axes/base.py\", line 2, in clear_axes\nAttributeError: boom\n";
     let loc = index.localize(issue, &LocalizeOptions::default());
-    assert_eq!(loc.files[0].path, "lib/plotkit/axes/base.py", "{:#?}", loc.files);
+    assert_eq!(
+        loc.files[0].path, "lib/plotkit/axes/base.py",
+        "{:#?}",
+        loc.files
+    );
     assert!(
-        loc.files[0].reasons.iter().any(|r| r.contains("traceback frame")),
+        loc.files[0]
+            .reasons
+            .iter()
+            .any(|r| r.contains("traceback frame")),
         "{:?}",
         loc.files[0].reasons
     );
     assert!(
-        loc.files
-            .iter()
-            .any(|f| f.path == "src/_runner/main.py"
-                && f.reasons.iter().any(|r| r.contains("traceback frame"))),
+        loc.files.iter().any(|f| f.path == "src/_runner/main.py"
+            && f.reasons.iter().any(|r| r.contains("traceback frame"))),
         "{:#?}",
         loc.files
     );
@@ -66,21 +74,35 @@ fn installed_paths_find_files_under_lib_and_src() {
 #[test]
 fn a_named_test_file_lifts_the_source_it_tests() {
     let r = TestRepo::new();
-    r.write("pkg/pycode/ast.py", "def unparse(node):\n    return str(node)\n");
+    r.write(
+        "pkg/pycode/ast.py",
+        "def unparse(node):\n    return str(node)\n",
+    );
     r.write("pkg/other/ast.py", "def walk(node):\n    return node\n");
-    r.write("pkg/pycode/parser.py", "def parse(code):\n    return code\n");
+    r.write(
+        "pkg/pycode/parser.py",
+        "def parse(code):\n    return code\n",
+    );
     r.write(
         "tests/test_pycode_ast.py",
         "def test_unparse():\n    assert True\n",
     );
-    r.write("tests/pycode/test_ast.py", "def test_it():\n    assert True\n");
+    r.write(
+        "tests/pycode/test_ast.py",
+        "def test_it():\n    assert True\n",
+    );
     r.commit("tests");
     let cache = tempfile::tempdir().unwrap();
     let index = index(&r, cache.path());
     let issue = "Wrong output for tuples\n\nThe check in tests/pycode/test_ast.py should also cover a 1-tuple.";
     let loc = index.localize(issue, &LocalizeOptions::default());
     assert_eq!(loc.files[0].path, "pkg/pycode/ast.py", "{:#?}", loc.files);
-    assert!(loc.files[0].reasons.iter().any(|r| r.contains("tested by `test_ast.py`")));
+    assert!(
+        loc.files[0]
+            .reasons
+            .iter()
+            .any(|r| r.contains("tested by `test_ast.py`"))
+    );
     let old = index.localize(issue, &without(|w| w.test_source = 0.0));
     assert_ne!(old.files[0].path, "pkg/pycode/ast.py");
 }
@@ -88,10 +110,22 @@ fn a_named_test_file_lifts_the_source_it_tests() {
 #[test]
 fn inflected_and_compound_names_reach_files_and_definitions() {
     let r = TestRepo::new();
-    r.write("lib/mock.py", "def patch_object(target):\n    return target\n");
-    r.write("lib/sets/issubset.py", "def handler(a, b):\n    return a <= b\n");
-    r.write("lib/sets/contains.py", "def issubset_fallback(a):\n    return a\n");
-    r.write("lib/misc.py", "def isdisjoint(a, b):\n    return not (a & b)\n");
+    r.write(
+        "lib/mock.py",
+        "def patch_object(target):\n    return target\n",
+    );
+    r.write(
+        "lib/sets/issubset.py",
+        "def handler(a, b):\n    return a <= b\n",
+    );
+    r.write(
+        "lib/sets/contains.py",
+        "def issubset_fallback(a):\n    return a\n",
+    );
+    r.write(
+        "lib/misc.py",
+        "def isdisjoint(a, b):\n    return not (a & b)\n",
+    );
     r.commit("names");
     let cache = tempfile::tempdir().unwrap();
     let index = index(&r, cache.path());
@@ -99,7 +133,11 @@ fn inflected_and_compound_names_reach_files_and_definitions() {
         "`is_subset` gives wrong answers for `Interval`s",
         &LocalizeOptions::default(),
     );
-    assert_eq!(loc.files[0].path, "lib/sets/issubset.py", "{:#?}", loc.files);
+    assert_eq!(
+        loc.files[0].path, "lib/sets/issubset.py",
+        "{:#?}",
+        loc.files
+    );
     let loc = index.localize(
         "Objects `mocked` with a spec lose their signature",
         &LocalizeOptions::default(),
@@ -131,9 +169,18 @@ fn a_setting_read_but_never_defined_points_at_its_readers() {
     let index = index(&r, cache.path());
     let issue = "Setting `autodoc_typehints` to none has no effect on overloaded callables";
     let loc = index.localize(issue, &LocalizeOptions::default());
-    assert_eq!(loc.files[0].path, "docs_tool/ext/typehints.py", "{:#?}", loc.files);
+    assert_eq!(
+        loc.files[0].path, "docs_tool/ext/typehints.py",
+        "{:#?}",
+        loc.files
+    );
     assert_eq!(loc.symbols[0].name, "record_typehints");
-    assert!(loc.symbols[0].reasons.iter().any(|r| r.contains("reads `autodoc_typehints`")));
+    assert!(
+        loc.symbols[0]
+            .reasons
+            .iter()
+            .any(|r| r.contains("reads `autodoc_typehints`"))
+    );
     let old = index.localize(issue, &without(|w| w.reader = 0.0));
     assert!(
         old.files
@@ -150,11 +197,16 @@ fn files_changed_together_before_rise_with_the_best_file() {
     for b in ["mysql", "sqlite3", "oracle", "postgres"] {
         r.write(
             &format!("db/backends/{b}/operations.py"),
-            format!("class DatabaseOperations:\n    def quote_{b}(self, name):\n        return name\n"),
+            format!(
+                "class DatabaseOperations:\n    def quote_{b}(self, name):\n        return name\n"
+            ),
         );
     }
     r.write("db/backends/base/operations.py", "class BaseDatabaseOperations:\n    def date_trunc_sql(self, kind):\n        raise NotImplementedError\n");
-    r.write("db/models/functions.py", "def trunc(kind):\n    return kind\n");
+    r.write(
+        "db/models/functions.py",
+        "def trunc(kind):\n    return kind\n",
+    );
     r.commit("import");
     // mysql and oracle operations changed together twice; sqlite3 with functions once.
     for k in 0..2 {
@@ -166,8 +218,14 @@ fn files_changed_together_before_rise_with_the_best_file() {
         }
         r.commit("mysql and oracle together");
     }
-    r.write("db/models/functions.py", "def trunc(kind):\n    return kind  # changed\n");
-    r.write("db/backends/sqlite3/operations.py", "class DatabaseOperations:\n    def quote_sqlite3(self, name):\n        return name  # x\n");
+    r.write(
+        "db/models/functions.py",
+        "def trunc(kind):\n    return kind  # changed\n",
+    );
+    r.write(
+        "db/backends/sqlite3/operations.py",
+        "class DatabaseOperations:\n    def quote_sqlite3(self, name):\n        return name  # x\n",
+    );
     r.commit("sqlite3 with functions");
     let cache = tempfile::tempdir().unwrap();
     let index = index(&r, cache.path());
@@ -175,7 +233,11 @@ fn files_changed_together_before_rise_with_the_best_file() {
     let issue = "`quote_mysql` quotes identifiers with the wrong character";
     let loc = index.localize(issue, &LocalizeOptions::default());
     assert_eq!(loc.files[0].path, "db/backends/mysql/operations.py");
-    assert_eq!(loc.files[1].path, "db/backends/oracle/operations.py", "{:#?}", loc.files);
+    assert_eq!(
+        loc.files[1].path, "db/backends/oracle/operations.py",
+        "{:#?}",
+        loc.files
+    );
     assert!(
         loc.files[1]
             .reasons
@@ -196,7 +258,11 @@ fn files_changed_together_before_rise_with_the_best_file() {
     .unwrap();
     assert_eq!(plain.stats().history_commits, 0);
     let loc = plain.localize(issue, &LocalizeOptions::default());
-    assert!(loc.files.iter().all(|f| f.reasons.iter().all(|r| !r.contains("changed together"))));
+    assert!(
+        loc.files
+            .iter()
+            .all(|f| f.reasons.iter().all(|r| !r.contains("changed together")))
+    );
     // History is read at or before the indexed commit only: at the first fix commit the
     // sqlite3/functions commit does not exist yet.
     let first_fix = r.repo.revparse_single("HEAD~2").unwrap().id().to_string();
@@ -209,12 +275,19 @@ fn the_context_pack_holds_ranked_code_within_its_budget() {
     let r = common::shop_repo();
     let cache = tempfile::tempdir().unwrap();
     let index = index(&r, cache.path());
-    let loc = index.localize("`parse_header` fails without a colon", &LocalizeOptions::default());
+    let loc = index.localize(
+        "`parse_header` fails without a colon",
+        &LocalizeOptions::default(),
+    );
     let read = |p: &str| std::fs::read_to_string(r.path().join(p)).ok();
     let pack = index.context_pack(&loc, 400, 0.2, read);
     assert!(pack.tokens <= 400, "{}", pack.tokens);
     assert_eq!(pack.functions[0], "shop/utils.py::parse_header");
-    assert!(pack.text.contains("key, _, value = line.partition(\":\")"), "{}", pack.text);
+    assert!(
+        pack.text.contains("key, _, value = line.partition(\":\")"),
+        "{}",
+        pack.text
+    );
     assert!(pack.text.contains("shop/utils.py:"));
     // A tiny budget holds less, and says how much it left out.
     let small = index.context_pack(&loc, 40, 0.0, |p: &str| {
@@ -258,7 +331,10 @@ fn definitions_one_call_or_override_away_from_the_named_one_rise() {
         .find(|s| s.name == "row_join")
         .expect("the callee is ranked");
     assert!(
-        row_join.reasons.iter().any(|r| r.contains("called by `MatrixCommon.hstack`")),
+        row_join
+            .reasons
+            .iter()
+            .any(|r| r.contains("called by `MatrixCommon.hstack`")),
         "{:?}",
         row_join.reasons
     );
@@ -271,14 +347,20 @@ fn definitions_one_call_or_override_away_from_the_named_one_rise() {
     );
     assert!(pos(&loc, "row_join") < pos(&old, "row_join").or(Some(usize::MAX)));
     // An override of the named method.
-    let loc = index.localize("`MatrixCommon.clear` leaves data behind", &LocalizeOptions::default());
+    let loc = index.localize(
+        "`MatrixCommon.clear` leaves data behind",
+        &LocalizeOptions::default(),
+    );
     let dense = loc
         .symbols
         .iter()
         .find(|s| s.name == "DenseMatrix.clear")
         .expect("the override is ranked");
     assert!(
-        dense.reasons.iter().any(|r| r.contains("overrides or is overridden by `MatrixCommon.clear`")),
+        dense
+            .reasons
+            .iter()
+            .any(|r| r.contains("overrides or is overridden by `MatrixCommon.clear`")),
         "{:?}",
         dense.reasons
     );
