@@ -449,6 +449,24 @@ fn smoke() -> Result<(), String> {
     )?;
     check(report["bm25"]["file_acc@10"] == 1.0, "baseline computed")?;
     check(
+        report["any_file_acc@1"] == 1.0 && report["details"][0]["gold_file_ranks"][0] == 1,
+        "any-file Acc and per-file ranks",
+    )?;
+    check(
+        report["gold"]["instances_with_created_files"] == 0
+            && report["details"][0]["gold_created"] == json!([])
+            && report["details"][0]["gold_not_indexed"] == json!([]),
+        "created and unindexed gold files reported",
+    )?;
+    check(
+        report["index_seconds"]["cold_per_repo"]["acme/widget"].is_number(),
+        "cold index time",
+    )?;
+    check(
+        report["details"][0]["pack_fits"] == true,
+        "the gold function is in the context pack",
+    )?;
+    check(
         report["per_repo"]["acme/widget"]["instances"] == 2,
         "per-repo table",
     )?;
