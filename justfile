@@ -54,8 +54,12 @@ lint:
 # patch and (optionally) base_commit; MIRRORS: a directory with one git mirror per repository,
 # named owner__name (a base commit missing from a record is recovered from the mirror).
 # Example: just bench-locate ../shared/data/swe-bench-verified.dev.jsonl /work/bench-mirrors
-bench-locate INSTANCES MIRRORS:
-    cargo bench -p mend-index --bench locate -- {{INSTANCES}} {{MIRRORS}}
+# Extra arguments pass through: --grid benches/signals.jsonl (each signal alone and left out,
+# in the same run), --out FILE (relative to crates/mend-index), --only REPO, --verbose.
+# The 453 held-out Verified instances: crates/mend-index/benches/verified_records.py writes
+# them from a fetched public copy; then --out ../../target/bench/locate-heldout.json.
+bench-locate INSTANCES MIRRORS *ARGS:
+    cargo bench -p mend-index --bench locate -- {{INSTANCES}} {{MIRRORS}} {{ARGS}}
 
 # Cold/warm indexing of django against `ctags -R` -> target/bench/index.json.
 # MIRRORS must hold a django mirror named django__django (default commit: the base of

@@ -82,7 +82,8 @@ fn child(args: &[String]) -> Result<(), String> {
         json!({"seconds": started.elapsed().as_secs_f64(), "files": s.files, "symbols": s.symbols,
                "references": s.references, "parsed": s.parsed, "from_cache": s.from_cache,
                "parse_errors": s.parse_errors, "skipped": s.skipped, "list_seconds": s.list_seconds,
-               "parse_seconds": s.parse_seconds, "assemble_seconds": s.assemble_seconds})
+               "parse_seconds": s.parse_seconds, "assemble_seconds": s.assemble_seconds,
+               "history_seconds": s.history_seconds, "history_commits": s.history_commits})
     );
     Ok(())
 }

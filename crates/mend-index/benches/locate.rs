@@ -25,11 +25,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use git2::{Oid, Repository};
-use mend_index::{Index, IndexOptions, LocalizeOptions, RankWeights, TextBm25, tokenize};
+use mend_index::{
+    Index, IndexOptions, LocalizeOptions, RankWeights, TextBm25, estimate_tokens, tokenize,
+};
 use serde_json::{Value, json};
 
 const KS: [usize; 4] = [1, 3, 5, 10];
 const FUNC_KS: [usize; 2] = [5, 10];
+/// The context-pack budget checked (the SWE-bench paper's BM25 retrieval setting).
+const PACK_TOKENS: usize = 27_000;
 
 struct FileDiff {
     path: String,
@@ -97,8 +101,10 @@ fn parse_patch(patch: &str) -> Vec<FileDiff> {
 
 /// The innermost unit holding the pre-image line, or for an insertion after line `l`, the
 /// innermost unit holding both `l` and `l + 1`.
-fn gold_functions(index: &Index, diffs: &[FileDiff]) -> Vec<(String, String)> {
+/// Also counts the changed places outside every unit (module-level code: imports, constants).
+fn gold_functions(index: &Index, diffs: &[FileDiff]) -> (Vec<(String, String)>, usize) {
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut module_level = 0;
     let mut push = |path: &str, name: &str| {
         let item = (path.to_string(), name.to_string());
         if !out.contains(&item) {
@@ -107,8 +113,9 @@ fn gold_functions(index: &Index, diffs: &[FileDiff]) -> Vec<(String, String)> {
     };
     for d in diffs.iter().filter(|d| !d.created) {
         for &l in &d.removed {
-            if let Some(s) = index.enclosing_unit(&d.path, l) {
-                push(&d.path, &s.qualified_name);
+            match index.enclosing_unit(&d.path, l) {
+                Some(s) => push(&d.path, &s.qualified_name),
+                None => module_level += 1,
             }
         }
         for &l in &d.inserted_after {
@@ -120,12 +127,13 @@ fn gold_functions(index: &Index, diffs: &[FileDiff]) -> Vec<(String, String)> {
                 .iter()
                 .filter(|s| s.unit && s.start_line <= l && l < s.end_line)
                 .min_by_key(|s| s.end_line - s.start_line);
-            if let Some(s) = inner {
-                push(&d.path, &s.qualified_name);
+            match inner {
+                Some(s) => push(&d.path, &s.qualified_name),
+                None => module_level += 1,
             }
         }
     }
-    out
+    (out, module_level)
 }
 
 /// The newest commit (of all branches) where every file the patch modifies reads, at each
@@ -198,10 +206,25 @@ fn pre_image_matches(text: &str, d: &FileDiff) -> bool {
     })
 }
 
+/// Counts about the gold patches themselves.
+#[derive(Default)]
+struct Counts {
+    created: usize,
+    not_indexed: usize,
+    multi_file: usize,
+    module_level: usize,
+    no_function: usize,
+}
+
 #[derive(Default, Clone)]
 struct Tally {
     n: usize,
     file_hits: [usize; 4],
+    /// At least one gold file in the top k.
+    any_file_hits: [usize; 4],
+    bm25_any_file_hits: [usize; 4],
+    /// Instances whose gold functions all fit in the context pack.
+    pack_fits: usize,
     func_n: usize,
     func_hits: [usize; 2],
     bm25_file_hits: [usize; 4],
@@ -212,7 +235,10 @@ impl Tally {
     fn add(&mut self, o: &Tally) {
         self.n += o.n;
         self.func_n += o.func_n;
+        self.pack_fits += o.pack_fits;
         for i in 0..4 {
+            self.any_file_hits[i] += o.any_file_hits[i];
+            self.bm25_any_file_hits[i] += o.bm25_any_file_hits[i];
             self.file_hits[i] += o.file_hits[i];
             self.bm25_file_hits[i] += o.bm25_file_hits[i];
         }
@@ -242,7 +268,19 @@ impl Tally {
                 format!("file_acc@{k}"),
                 Self::frac(self.bm25_file_hits[i], self.n),
             );
+            ours.insert(
+                format!("any_file_acc@{k}"),
+                Self::frac(self.any_file_hits[i], self.n),
+            );
+            base.insert(
+                format!("any_file_acc@{k}"),
+                Self::frac(self.bm25_any_file_hits[i], self.n),
+            );
         }
+        ours.insert(
+            format!("gold_functions_in_{PACK_TOKENS}_token_pack"),
+            Self::frac(self.pack_fits, self.func_n),
+        );
         for (i, k) in FUNC_KS.iter().enumerate() {
             ours.insert(
                 format!("func_acc@{k}"),
@@ -267,6 +305,13 @@ fn all_within(ranked: &[String], gold: &[String]) -> Option<usize> {
         worst = worst.max(ranked.iter().position(|r| r == g)? + 1);
     }
     Some(worst)
+}
+
+/// Rank (1-based) of the first gold item in a ranked list.
+fn any_within(ranked: &[String], gold: &[String]) -> Option<usize> {
+    gold.iter()
+        .filter_map(|g| ranked.iter().position(|r| r == g).map(|p| p + 1))
+        .min()
 }
 
 fn hits<const N: usize>(rank: Option<usize>, ks: [usize; N]) -> [usize; N] {
@@ -404,6 +449,24 @@ fn smoke() -> Result<(), String> {
     )?;
     check(report["bm25"]["file_acc@10"] == 1.0, "baseline computed")?;
     check(
+        report["any_file_acc@1"] == 1.0 && report["details"][0]["gold_file_ranks"][0] == 1,
+        "any-file Acc and per-file ranks",
+    )?;
+    check(
+        report["gold"]["instances_with_created_files"] == 0
+            && report["details"][0]["gold_created"] == json!([])
+            && report["details"][0]["gold_not_indexed"] == json!([]),
+        "created and unindexed gold files reported",
+    )?;
+    check(
+        report["index_seconds"]["cold_per_repo"]["acme/widget"].is_number(),
+        "cold index time",
+    )?;
+    check(
+        report["details"][0]["pack_fits"] == true,
+        "the gold function is in the context pack",
+    )?;
+    check(
         report["per_repo"]["acme/widget"]["instances"] == 2,
         "per-repo table",
     )?;
@@ -425,6 +488,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut positional = Vec::new();
     let (mut only, mut limit, mut verbose, mut check_recovery) = (None, usize::MAX, false, false);
     let (mut grid_path, mut no_baseline) = (None, false);
+    let mut budget: Option<f64> = None;
     let (mut out_path, mut work_dir) = (None, None);
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -436,6 +500,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
             // Tuning: one JSON object of `RankWeights` overrides per line, all scored per instance.
             "--grid" => grid_path = it.next(),
             "--no-baseline" => no_baseline = true,
+            // A wall-clock budget: no instance is started after it; the report says so.
+            "--budget-secs" => {
+                budget = it.next().and_then(|n| n.parse::<f64>().ok());
+            }
             "--out" => out_path = it.next().map(PathBuf::from),
             // Where the parse cache and the recovered base commits are kept.
             "--work" => work_dir = it.next().map(PathBuf::from),
@@ -488,13 +556,21 @@ fn run(args: Vec<String>) -> Result<(), String> {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                serde_json::from_str(l)
-                    .map(|w| (l.to_string(), w))
+                // An optional "label" names the line; the rest are `RankWeights` overrides.
+                let v: Value = serde_json::from_str(l).map_err(|e| format!("{p}: {e}"))?;
+                let label = v
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| l.to_string(), String::from);
+                serde_json::from_value(v)
+                    .map(|w| (label, w))
                     .map_err(|e| format!("{p}: {e}"))
             })
             .collect::<Result<_, _>>()?,
     };
-    let mut grid_tallies = vec![Tally::default(); grid.len()];
+    let mut grid_tallies: Vec<BTreeMap<String, Tally>> = vec![BTreeMap::new(); grid.len()];
+    let mut cold_secs: BTreeMap<String, f64> = BTreeMap::new();
+    let mut counts = Counts::default();
     let bench_dir = work_dir
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench"));
     std::fs::create_dir_all(&bench_dir)
@@ -532,8 +608,13 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let mut recovery_checks = Vec::new();
     let started = Instant::now();
     let mut done = 0;
+    let mut stopped_early: Option<usize> = None;
     for (n, inst) in records.iter().enumerate() {
         if done >= limit {
+            break;
+        }
+        if budget.is_some_and(|b| started.elapsed().as_secs_f64() > b) {
+            stopped_early = Some(n);
             break;
         }
         // Progress on stderr: a run over hundreds of instances takes many minutes.
@@ -623,14 +704,47 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 .push(id);
             continue;
         }
+        // Index time: the first instance of each repository also builds without the cache
+        // (cold: every file parsed); every instance's cached build is the warm figure.
+        if !cold_secs.contains_key(&repo_name) {
+            let t0 = Instant::now();
+            let cold = IndexOptions {
+                use_cache: false,
+                ..opts.clone()
+            };
+            Index::from_git(&mirror, &base, &cold).map_err(|e| format!("{id}: {e}"))?;
+            cold_secs.insert(repo_name.clone(), t0.elapsed().as_secs_f64());
+        }
         let t0 = Instant::now();
         let index = Index::from_git(&mirror, &base, &opts).map_err(|e| format!("{id}: {e}"))?;
         index_secs.push(t0.elapsed().as_secs_f64());
+        // Every file the patch touches, sorted by whether it can be found at all: files the
+        // patch creates cannot; files the index does not hold (not Python, too big) cannot
+        // either, and count as misses rather than being dropped.
+        let created: Vec<String> = diffs
+            .iter()
+            .filter(|d| d.created)
+            .map(|d| d.path.clone())
+            .collect();
         let gold_files: Vec<String> = diffs
             .iter()
             .filter(|d| !d.created)
             .map(|d| d.path.clone())
             .collect();
+        let not_indexed: Vec<String> = gold_files
+            .iter()
+            .filter(|p| index.file(p).is_none())
+            .cloned()
+            .collect();
+        if !created.is_empty() {
+            counts.created += 1;
+        }
+        if !not_indexed.is_empty() {
+            counts.not_indexed += 1;
+        }
+        if gold_files.len() > 1 {
+            counts.multi_file += 1;
+        }
         if gold_files.is_empty() {
             skipped
                 .entry("patch creates files only".into())
@@ -638,13 +752,19 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 .push(id);
             continue;
         }
-        let gold_funcs = gold_functions(&index, &diffs);
+        let (gold_funcs, module_level) = gold_functions(&index, &diffs);
+        if module_level > 0 {
+            counts.module_level += 1;
+        }
+        if gold_funcs.is_empty() {
+            counts.no_function += 1;
+        }
         let t1 = Instant::now();
         let loc = index.localize(
             &issue,
             &LocalizeOptions {
                 max_files: 50,
-                max_symbols: 50,
+                max_symbols: 400,
                 ..Default::default()
             },
         );
@@ -653,12 +773,27 @@ fn run(args: Vec<String>) -> Result<(), String> {
         let ranked_funcs: Vec<String> = loc
             .symbols
             .iter()
+            .take(50)
             .map(|s| format!("{}::{}", s.path, s.name))
             .collect();
         let gold_func_keys: Vec<String> = gold_funcs
             .iter()
             .map(|(p, n)| format!("{p}::{n}"))
             .collect();
+        let read = |path: &str| {
+            let f = index.file(path)?;
+            let blob = repo.find_blob(Oid::from_str(&f.blob).ok()?).ok()?;
+            Some(String::from_utf8_lossy(blob.content()).into_owned())
+        };
+        let pack = index.context_pack(&loc, PACK_TOKENS, 0.1, read);
+        let pack_fits =
+            !gold_func_keys.is_empty() && gold_func_keys.iter().all(|g| pack.functions.contains(g));
+        // The gold files' whole size: what a prompt of whole files would cost.
+        let gold_file_tokens: usize = gold_files
+            .iter()
+            .filter_map(|p| read(p))
+            .map(|t| estimate_tokens(&t))
+            .sum();
 
         let gold_key = |t: &mut Tally, loc: &mend_index::Localization| {
             let files: Vec<String> = loc.files.iter().map(|f| f.path.clone()).collect();
@@ -672,6 +807,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
             for (h, a) in t.file_hits.iter_mut().zip(add) {
                 *h += a;
             }
+            let add = hits(any_within(&files, &gold_files), KS);
+            for (h, a) in t.any_file_hits.iter_mut().zip(add) {
+                *h += a;
+            }
             if !gold_funcs.is_empty() {
                 t.func_n += 1;
                 let add = hits(all_within(&funcs, &gold_func_keys), FUNC_KS);
@@ -680,14 +819,17 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 }
             }
         };
-        for ((_, weights), tally) in grid.iter().zip(grid_tallies.iter_mut()) {
+        for ((_, weights), tallies) in grid.iter().zip(grid_tallies.iter_mut()) {
             let opts = LocalizeOptions {
                 max_files: 50,
                 max_symbols: 50,
                 weights: weights.clone(),
                 ..Default::default()
             };
-            gold_key(tally, &index.localize(&issue, &opts));
+            gold_key(
+                tallies.entry(repo_name.clone()).or_default(),
+                &index.localize(&issue, &opts),
+            );
         }
         // The baseline over the same files, from their contents at the same commit.
         let (bm25_files, bm25_funcs) = if no_baseline {
@@ -696,6 +838,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
             baseline(repo, &index, &issue)
         };
         let file_rank = all_within(&ranked_files, &gold_files);
+        let any_rank = any_within(&ranked_files, &gold_files);
         let func_rank = if gold_funcs.is_empty() {
             None
         } else {
@@ -710,7 +853,10 @@ fn run(args: Vec<String>) -> Result<(), String> {
         let mut t = Tally {
             n: 1,
             file_hits: hits(file_rank, KS),
+            any_file_hits: hits(any_rank, KS),
             bm25_file_hits: hits(bm25_file_rank, KS),
+            bm25_any_file_hits: hits(any_within(&bm25_files, &gold_files), KS),
+            pack_fits: usize::from(pack_fits),
             ..Tally::default()
         };
         if !gold_funcs.is_empty() {
@@ -735,12 +881,20 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 }
             }
         }
+        let rank_of =
+            |ranked: &[String], g: &String| ranked.iter().position(|r| r == g).map(|p| p + 1);
         details.push(json!({
             "instance_id": id, "repo": repo_name, "base_commit": base, "base_recovered": base_recovered,
             "gold_files": gold_files, "gold_functions": gold_func_keys,
-            "file_rank": file_rank, "func_rank": func_rank, "bm25_file_rank": bm25_file_rank, "bm25_func_rank": bm25_func_rank,
+            "gold_created": created, "gold_not_indexed": not_indexed, "module_level_changes": module_level,
+            "gold_file_ranks": gold_files.iter().map(|g| rank_of(&ranked_files, g)).collect::<Vec<_>>(),
+            "gold_function_ranks": gold_func_keys.iter().map(|g| rank_of(&ranked_funcs, g)).collect::<Vec<_>>(),
+            "file_rank": file_rank, "any_file_rank": any_rank, "func_rank": func_rank,
+            "bm25_file_rank": bm25_file_rank, "bm25_func_rank": bm25_func_rank,
+            "pack_fits": pack_fits, "pack_tokens": pack.tokens, "gold_file_tokens": gold_file_tokens,
             "top_files": ranked_files.iter().take(5).collect::<Vec<_>>(),
-            "index": {"files": index.stats().files, "parsed": index.stats().parsed, "from_cache": index.stats().from_cache},
+            "top_file_reasons": loc.files.iter().take(3).map(|f| json!({"path": f.path, "reasons": f.reasons})).collect::<Vec<_>>(),
+            "index": {"files": index.stats().files, "parsed": index.stats().parsed, "from_cache": index.stats().from_cache, "seconds": index.stats().seconds, "history_seconds": index.stats().history_seconds},
         }));
         done += 1;
     }
@@ -757,30 +911,61 @@ fn run(args: Vec<String>) -> Result<(), String> {
     for t in per_repo.values() {
         total.add(t);
     }
+    let mut report = total.json();
+    let obj = report.as_object_mut().ok_or("report")?;
     if !grid.is_empty() {
         println!(
-            "grid over {} instances (f@1 f@3 f@5 f@10 fn@5 fn@10):",
+            "signals / grid over {} instances (f@1 f@3 f@5 f@10 any@5 fn@5 fn@10):",
             total.n
         );
         let mut rows = Vec::new();
-        for ((label, _), t) in grid.iter().zip(&grid_tallies) {
+        let mut table = Vec::new();
+        for ((label, _), by_repo) in grid.iter().zip(&grid_tallies) {
+            let mut t = Tally::default();
+            for r in by_repo.values() {
+                t.add(r);
+            }
             let row = format!(
-                "{} {} {} {} {} {}  {label}",
+                "{} {} {} {} {} {} {}  {label}",
                 pct(t.file_hits[0], t.n),
                 pct(t.file_hits[1], t.n),
                 pct(t.file_hits[2], t.n),
                 pct(t.file_hits[3], t.n),
+                pct(t.any_file_hits[2], t.n),
                 pct(t.func_hits[0], t.func_n),
                 pct(t.func_hits[1], t.func_n)
             );
             println!("{row}");
             rows.push(row);
+            let mut j = t.json();
+            if let Some(o) = j.as_object_mut() {
+                o.remove("bm25");
+                o.remove(&format!("gold_functions_in_{PACK_TOKENS}_token_pack"));
+                o.insert("label".into(), json!(label));
+                o.insert(
+                    "per_repo_file_acc@5".into(),
+                    by_repo
+                        .iter()
+                        .map(|(r, t)| (r.clone(), Tally::frac(t.file_hits[2], t.n)))
+                        .collect(),
+                );
+            }
+            table.push(j);
         }
         let _ = std::fs::write(bench_dir.join("locate-grid.txt"), rows.join("\n"));
-        return Ok(());
+        obj.insert("signals".into(), Value::Array(table));
     }
-    let mut report = total.json();
-    let obj = report.as_object_mut().ok_or("report")?;
+    obj.insert(
+        "gold".into(),
+        json!({
+            "instances_with_created_files": counts.created,
+            "instances_with_gold_files_not_indexed": counts.not_indexed,
+            "multi_file_instances": counts.multi_file,
+            "instances_with_module_level_changes": counts.module_level,
+            "instances_without_gold_function": counts.no_function,
+            "note": "file_acc@k: every file the patch modifies in the top k (files it creates are left out, and reported; modified files the index does not hold count as misses); any_file_acc@k: at least one; func_acc@k over func_instances, the instances with at least one changed line inside a function or class",
+        }),
+    );
     obj.insert(
         "per_repo".into(),
         Value::Object(
@@ -800,12 +985,32 @@ fn run(args: Vec<String>) -> Result<(), String> {
         ),
     );
     obj.insert("instances_file".into(), json!(instances_path));
+    obj.insert("records".into(), json!(records.len()));
+    if let Some(at) = stopped_early {
+        obj.insert(
+            "stopped_early".into(),
+            json!({"reason": "--budget-secs reached", "records_started": at, "records": records.len()}),
+        );
+        println!(
+            "stopped early (--budget-secs): {at} of {} records started",
+            records.len()
+        );
+    }
     if check_recovery {
         obj.insert("recovery_checks".into(), Value::Array(recovery_checks));
     }
     obj.insert(
         "median_index_seconds".into(),
         json!(median(&mut index_secs)),
+    );
+    obj.insert(
+        "index_seconds".into(),
+        json!({
+            "warm_median": median(&mut index_secs),
+            "cold_median": median(&mut cold_secs.values().copied().collect::<Vec<_>>()),
+            "cold_per_repo": cold_secs,
+            "note": "cold: the first instance of each repository indexed without the parse cache; warm: every instance with the cache (earlier commits' parses)",
+        }),
     );
     obj.insert(
         "median_localize_seconds".into(),
@@ -849,15 +1054,17 @@ fn pct(h: usize, n: usize) -> String {
 
 fn print_table(total: &Tally, per_repo: &BTreeMap<String, Tally>) {
     println!(
-        "{:28} {:>4} | {:>4} {:>4} {:>4} {:>4} {:>4} {:>4} | {:>4} {:>4} {:>4} {:>4} {:>4} {:>4}",
+        "{:28} {:>4} | {:>4} {:>4} {:>4} {:>4} {:>4} {:>4} {:>4} {:>4} | {:>4} {:>4} {:>4} {:>4} {:>4} {:>4}",
         "repository (% acc)",
         "n",
         "f@1",
         "f@3",
         "f@5",
         "f@10",
+        "a@5",
         "fn@5",
         "fn10",
+        "pack",
         "b@1",
         "b@3",
         "b@5",
@@ -867,15 +1074,17 @@ fn print_table(total: &Tally, per_repo: &BTreeMap<String, Tally>) {
     );
     let row = |name: &str, t: &Tally| {
         println!(
-            "{:28} {:>4} | {} {} {} {} {} {} | {} {} {} {} {} {}",
+            "{:28} {:>4} | {} {} {} {} {} {} {} {} | {} {} {} {} {} {}",
             name,
             t.n,
             pct(t.file_hits[0], t.n),
             pct(t.file_hits[1], t.n),
             pct(t.file_hits[2], t.n),
             pct(t.file_hits[3], t.n),
+            pct(t.any_file_hits[2], t.n),
             pct(t.func_hits[0], t.func_n),
             pct(t.func_hits[1], t.func_n),
+            pct(t.pack_fits, t.func_n),
             pct(t.bm25_file_hits[0], t.n),
             pct(t.bm25_file_hits[1], t.n),
             pct(t.bm25_file_hits[2], t.n),
@@ -889,7 +1098,7 @@ fn print_table(total: &Tally, per_repo: &BTreeMap<String, Tally>) {
     }
     row("ALL", total);
     println!(
-        "(ours: f@k file Acc@k, fn@k function Acc@k; plain BM25 baseline: b@k files, bf@k functions)"
+        "(ours: f@k all gold files in the top k, a@5 any gold file in the top 5, fn@k function Acc@k, pack: gold functions all inside a {PACK_TOKENS}-token context pack; plain BM25 baseline: b@k files, bf@k functions)"
     );
 }
 

@@ -14,6 +14,7 @@ use crate::IndexError;
 use crate::bm25::Bm25;
 use crate::cache::{Cache, Cached};
 use crate::extract::{FileParser, FileRecord, Import, Ref, RefKind};
+use crate::history::{CoChange, History};
 use crate::lang::{ModuleStyle, SymbolKind, grammar_by_name, module_path};
 use crate::source::{self, Candidate, Listing, Origin, SkipReason};
 use crate::tokenize;
@@ -32,6 +33,9 @@ pub struct IndexOptions {
     pub max_file_bytes: u64,
     /// A file whose parse takes longer is skipped (`parse_timeout`).
     pub parse_timeout: Duration,
+    /// How many commits of history (first parents, at or before the indexed commit) to
+    /// read for co-change evidence; 0 reads none. Only `from_git` reads history.
+    pub history_commits: usize,
 }
 
 impl Default for IndexOptions {
@@ -42,6 +46,7 @@ impl Default for IndexOptions {
             use_cache: true,
             max_file_bytes: 1024 * 1024,
             parse_timeout: Duration::from_secs(10),
+            history_commits: 1000,
         }
     }
 }
@@ -69,6 +74,9 @@ pub struct IndexStats {
     pub list_seconds: f64,
     pub parse_seconds: f64,
     pub assemble_seconds: f64,
+    /// Reading co-change history (included in `seconds`).
+    pub history_seconds: f64,
+    pub history_commits: usize,
     /// The commit indexed (git sources).
     pub commit: Option<String>,
 }
@@ -146,6 +154,7 @@ pub struct Index {
     /// `graph[a]` = files that `a` refers to, with weights.
     pub(crate) graph: Vec<Vec<(usize, f32)>>,
     pub(crate) stats: IndexStats,
+    pub(crate) co_change: CoChange,
     pub(crate) skipped_files: Vec<(String, SkipReason)>,
 }
 
@@ -164,7 +173,29 @@ impl Index {
     pub fn from_git(repo: &Path, rev: &str, opts: &IndexOptions) -> Result<Index, IndexError> {
         let started = Instant::now();
         let listing = source::list_git(repo, rev)?;
-        Ok(build(listing, opts, started))
+        let mut index = build(listing, opts, started);
+        if opts.history_commits > 0 {
+            let t = Instant::now();
+            let cache = opts
+                .use_cache
+                .then(|| opts.cache_dir.clone().or_else(Cache::default_dir))
+                .flatten();
+            // History is extra evidence: an unborn HEAD (an empty repository) has none.
+            if let Ok(history) =
+                History::from_git(repo, rev, opts.history_commits, cache.as_deref())
+            {
+                index.set_history(&history);
+            }
+            index.stats.history_seconds = t.elapsed().as_secs_f64();
+            index.stats.seconds += index.stats.history_seconds;
+        }
+        Ok(index)
+    }
+
+    /// Co-change evidence from `history` (replacing any read before).
+    pub fn set_history(&mut self, history: &History) {
+        self.co_change = CoChange::new(history, |p| self.file_id(p), self.files.len());
+        self.stats.history_commits = history.commits();
     }
 
     /// Indexes a directory as it is on disk (a work tree with uncommitted edits, or any
@@ -684,6 +715,7 @@ fn assemble(
         graph,
         stats,
         skipped_files,
+        co_change: CoChange::default(),
     }
 }
 

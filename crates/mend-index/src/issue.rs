@@ -57,13 +57,105 @@ static FROM_IMPORT: LazyLock<Regex> = LazyLock::new(|| {
 static VERSION_LINE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[\s>*|\-]*[A-Za-z][\w.\-]*\s*(?::|==|>=|=)?\s*v?\d+\.\d+[\w.\-+]*\s*(?:\(.*\)|\[.*\])?\s*$").expect("static regex")
 });
+/// An identifier directly followed by `(`: a call or a constructor written in prose.
+static CALL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b([A-Za-z_]\w*)\(").expect("static regex"));
+/// HTML comments: issue and pull-request templates keep their instructions in them.
+static HTML_COMMENT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?s)<!--.*?-->").expect("static regex"));
+/// `key: value` lines (environment dumps: `executable: /usr/bin/python`, `machine: Linux-5`).
+static KEY_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[\s>*|\-]*[A-Za-z][\w .\-]{0,30}:\s*\S").expect("static regex"));
+/// Headings of the issue and pull-request templates of the Python projects (matched
+/// lower-case, after the `#`/`*` markup): their words are the template's, not the reporter's.
+const TEMPLATE_HEADINGS: &[&str] = &[
+    "reference issues",
+    "what does this implement",
+    "any other comments",
+    "brief description of what is fixed",
+    "other comments",
+    "release notes",
+    "steps/code to reproduce",
+    "steps to reproduce",
+    "code to reproduce",
+    "code for reproduction",
+    "expected results",
+    "actual results",
+    "expected outcome",
+    "actual outcome",
+    "expected behavior",
+    "expected behaviour",
+    "actual behavior",
+    "additional information",
+    "additional context",
+    "bug summary",
+    "bug report",
+    "describe the bug",
+    "to reproduce",
+    "how to reproduce",
+    "versions",
+    "environment",
+    "installation",
+    "operating system",
+    "matplotlib version",
+    "matplotlib backend",
+    "python version",
+    "jupyter version",
+    "screenshots",
+    "description",
+    "feature request",
+    "proposed solution",
+    "is your feature request related to a problem",
+    "describe the solution",
+    "describe alternatives",
+    "problem",
+    "solution",
+    "mcve confirmation",
+    "minimal complete verifiable example",
+    "relevant log output",
+    "anything else we need to know",
+    "what happened",
+    "what did you expect to happen",
+    "pylint version",
+    "os / environment",
+    "configuration",
+    "command used",
+    "pylint output",
+    "current behavior",
+    "output of",
+];
 static FENCE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?s)```.*?```").expect("static regex"));
 static BACKTICK: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"`([^`\n]+)`").expect("static regex"));
 
+/// How an issue is read; every part can be switched off to measure what it brings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadOptions {
+    /// Drop template, environment-dump and test-runner lines before reading names and terms.
+    pub strip_noise: bool,
+    /// Extra weight of identifiers and terms in the title (the first line).
+    pub title_bonus: f32,
+    /// `name(` in prose counts as code.
+    pub calls_are_code: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            strip_noise: true,
+            title_bonus: 1.0,
+            calls_are_code: true,
+        }
+    }
+}
+
 /// Reads what an issue names.
 pub fn read_issue(text: &str) -> IssueSignals {
+    read_issue_with(text, &ReadOptions::default())
+}
+
+pub(crate) fn read_issue_with(text: &str, opts: &ReadOptions) -> IssueSignals {
     let mut s = IssueSignals {
         flat_text: text.split_whitespace().collect::<Vec<_>>().join(" "),
         ..Default::default()
@@ -95,6 +187,14 @@ pub fn read_issue(text: &str) -> IssueSignals {
             function: c.get(3).map(|f| f.as_str().to_string()),
         });
     }
+    // Frames come from the raw text; everything else from the text without template,
+    // environment-dump and test-runner noise.
+    let stripped = if opts.strip_noise {
+        strip_noise(text)
+    } else {
+        strip_plumbing(text)
+    };
+    let text = stripped.as_str();
     for m in PATH.find_iter(text) {
         let p = m.as_str();
         // `foo.py` inside a dotted name like `a.foo.py`? Paths need a slash or a file name.
@@ -136,8 +236,7 @@ pub fn read_issue(text: &str) -> IssueSignals {
         }
     }
     // Words of environment dumps, interpreter banners and traceback plumbing say nothing
-    // about where the bug is; the frames' function names do.
-    let text = &strip_noise(text);
+    // about where the bug is (stripped above); the frames' function names do.
     let mut code = String::new();
     for f in &s.frames {
         if let Some(func) = &f.function {
@@ -161,6 +260,13 @@ pub fn read_issue(text: &str) -> IssueSignals {
             code.push('\n');
         }
     }
+    // `separability_matrix(...)` or `lambdify(` in prose is a call, so code.
+    if opts.calls_are_code {
+        for c in CALL.captures_iter(text) {
+            code.push_str(&c[1]);
+            code.push('\n');
+        }
+    }
     let code_ids: HashMap<&str, usize> =
         tokenize::identifiers(&code).fold(HashMap::new(), |mut m, (_, id)| {
             *m.entry(id).or_default() += 1;
@@ -172,6 +278,12 @@ pub fn read_issue(text: &str) -> IssueSignals {
         .filter_map(|f| f.function.clone())
         .collect::<Vec<_>>()
         .join("\n");
+    // The title (the first line) says what the issue is about in the fewest words.
+    let title = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let title_ids: std::collections::HashSet<&str> = tokenize::identifiers(title)
+        .map(|(_, id)| id)
+        .filter(|id| tokenize::looks_like_code(id) || code_ids.contains_key(id))
+        .collect();
     // Directory and file names inside paths are not names of code.
     let without_paths = PATH.replace_all(text, " ");
     for (_, id) in
@@ -187,6 +299,9 @@ pub fn read_issue(text: &str) -> IssueSignals {
         if tokenize::looks_like_code(id) {
             w += 1.0;
         }
+        if title_ids.contains(id) {
+            w += opts.title_bonus;
+        }
         let e = s.identifiers.entry(id.to_string()).or_insert(0.0);
         *e = e.max(w);
     }
@@ -198,13 +313,63 @@ pub fn read_issue(text: &str) -> IssueSignals {
     for t in tokenize::terms(&code) {
         *counts.entry(t).or_default() += 1.0;
     }
+    for t in tokenize::terms(title) {
+        *counts.entry(t).or_default() += opts.title_bonus;
+    }
     s.terms = counts.into_iter().map(|(t, c)| (t, 1.0 + c.ln())).collect();
     s
 }
 
-/// The issue without lines that only carry noise for ranking: version listings, interpreter
-/// banners, and traceback frame lines (the frames are read separately).
+/// The issue without what only carries noise for ranking: template instructions (HTML
+/// comments, template headings, check boxes), environment dumps (version listings, runs of
+/// `key: value` lines with numbers or paths), interpreter banners, test-runner output and
+/// traceback frame lines (the frames are read separately).
 fn strip_noise(text: &str) -> String {
+    let text = HTML_COMMENT.replace_all(text, " ");
+    let lines: Vec<&str> = text.lines().collect();
+    // Runs of four or more `key: value` lines, half of them with digits or paths, are dumps.
+    let mut dump = vec![false; lines.len()];
+    let mut i = 0;
+    while i < lines.len() {
+        let mut j = i;
+        while j < lines.len() && KEY_VALUE.is_match(lines[j]) {
+            j += 1;
+        }
+        if j - i >= 4 {
+            let numeric = lines[i..j]
+                .iter()
+                .filter(|l| l.chars().any(|c| c.is_ascii_digit() || c == '/'))
+                .count();
+            if numeric * 2 >= j - i {
+                dump[i..j].iter_mut().for_each(|d| *d = true);
+            }
+        }
+        i = j.max(i + 1);
+    }
+    let mut out = String::with_capacity(text.len());
+    for (k, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        let banner =
+            t.contains("\"copyright\", \"credits\"") || t.contains("'copyright', 'credits'");
+        let plumbing =
+            t.starts_with("File \"") || t.starts_with("Traceback (most recent call last)");
+        if dump[k]
+            || banner
+            || plumbing
+            || VERSION_LINE.is_match(line)
+            || is_template(t)
+            || is_runner_output(t)
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The old reading: version listings, banners and traceback plumbing only.
+fn strip_plumbing(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         let t = line.trim();
@@ -219,6 +384,47 @@ fn strip_noise(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A template heading (`#### Expected Results`, `**Describe the bug**`) or check box.
+fn is_template(t: &str) -> bool {
+    if t.starts_with("- [ ]") || t.starts_with("- [x]") || t.starts_with("- [X]") {
+        return true;
+    }
+    let heading = t.starts_with('#') || t.starts_with("**") || t.ends_with(':');
+    if !heading {
+        return false;
+    }
+    let words = t
+        .trim_matches(|c: char| c == '#' || c == '*' || c == ':' || c.is_whitespace())
+        .to_lowercase();
+    // Short headings must match whole ("Problem" yes, "Problem with the parser" no).
+    words.len() < 60
+        && TEMPLATE_HEADINGS
+            .iter()
+            .any(|h| words == *h || (h.len() >= 12 && words.starts_with(h)))
+}
+
+/// pytest's session banner, progress and summary lines.
+fn is_runner_output(t: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "platform ",
+        "rootdir:",
+        "cachedir:",
+        "plugins:",
+        "collected ",
+        "collecting ",
+        "configfile:",
+        "inifile:",
+        "hypothesis profile",
+        "Using --randomly-seed",
+    ];
+    if PREFIXES.iter().any(|p| t.starts_with(p)) {
+        return true;
+    }
+    // `===== test session starts =====`, `____ test_x ____`, `tests/test_a.py F.. [100%]`.
+    let rule = t.len() > 6 && (t.starts_with("=====") || t.starts_with("_____"));
+    rule || (t.ends_with("%]") && t.contains(" ["))
 }
 
 #[cfg(test)]

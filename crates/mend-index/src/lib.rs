@@ -11,6 +11,7 @@
 mod bm25;
 mod cache;
 mod extract;
+mod history;
 mod index;
 mod issue;
 pub mod lang;
@@ -23,11 +24,12 @@ use std::path::PathBuf;
 
 pub use bm25::TextBm25;
 pub use extract::{Import, Ref, RefKind};
+pub use history::History;
 pub use index::{FileInfo, Index, IndexOptions, IndexStats, Symbol, SymbolHit};
 pub use issue::{Frame, IssueSignals, read_issue};
 pub use lang::SymbolKind;
 pub use rank::{Localization, LocalizeOptions, RankWeights, RankedFile, RankedSymbol};
-pub use repomap::{RepoMap, estimate_tokens};
+pub use repomap::{ContextPack, RepoMap, estimate_tokens};
 pub use source::SkipReason;
 
 /// What can go wrong building an index. Problems with single files are not errors: those

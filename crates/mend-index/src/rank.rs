@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::bm25::top_k;
 use crate::index::Index;
-use crate::issue::{IssueSignals, read_issue};
+use crate::issue::{IssueSignals, ReadOptions, read_issue, read_issue_with};
 use crate::lang::SymbolKind;
 
 /// How many results to return.
@@ -121,6 +121,31 @@ pub struct RankWeights {
     pub ppr_from_bm25: f32,
     /// Multiplier for files under documentation, example and benchmark directories.
     pub auxiliary: f32,
+    /// A traceback path matches an indexed path under a layout directory (`lib/`, `src/`).
+    pub layout_dirs: bool,
+    /// Reading the issue: noise stripping, the title's weight, `name(` as code.
+    pub strip_noise: bool,
+    pub title_bonus: f32,
+    pub calls_are_code: bool,
+    /// A test file the issue names lifts the source file it tests (`test_ast.py` → `ast.py`).
+    pub test_source: f32,
+    /// A code name of the issue that is a file's stem once inflections and underscores are
+    /// dropped (`mocked` → `mock.py`, `is_subset` → `issubset.py`), or a definition's name
+    /// once underscores are dropped.
+    pub stem: f32,
+    /// A code name the repository never defines but reads (`config.autodoc_typehints`):
+    /// the files and functions that read it.
+    pub reader: f32,
+    /// Files committed together with the best-ranked files before (a share of the best
+    /// file's score, saturating with the number of shared commits).
+    pub cochange: f32,
+    /// How many of the best files lend their partners co-change evidence.
+    pub cochange_seeds: usize,
+    /// Definitions one call or override away from the definitions the issue names (by a
+    /// frame, a qualified name or an identifier): a share of the named one's evidence.
+    pub hop: f32,
+    /// How many named definitions lend their neighbours evidence.
+    pub hop_seeds: usize,
 }
 
 impl Default for RankWeights {
@@ -156,11 +181,24 @@ impl Default for RankWeights {
             child_share: 0.5,
             ppr_from_bm25: 1.0,
             auxiliary: 0.5,
+            layout_dirs: true,
+            strip_noise: true,
+            title_bonus: 1.0,
+            calls_are_code: true,
+            test_source: 1.5,
+            stem: 1.0,
+            reader: 0.5,
+            cochange: 0.2,
+            cochange_seeds: 3,
+            hop: 0.15,
+            hop_seeds: 5,
         }
     }
 }
 
 const PPR_ITERATIONS: usize = 30;
+/// Directories a source layout puts above the installed package.
+const LAYOUT_DIRS: &[&str] = &["lib", "src", "python", "source"];
 const MAX_REASONS: usize = 4;
 /// Documentation, examples and benchmarks hold code, but fixes rarely land there.
 const AUXILIARY_DIRS: &[&str] = &[
@@ -185,9 +223,10 @@ enum Family {
     Ident,
     Message,
     Graph,
+    History,
 }
 
-const FAMILIES: usize = 8;
+const FAMILIES: usize = 9;
 
 /// Scores by family, with their reasons.
 struct Acc {
@@ -206,6 +245,7 @@ impl Acc {
             w.qualified_cap,
             w.ident_cap,
             w.message_cap,
+            f32::MAX,
             f32::MAX,
         ];
         Acc {
@@ -265,8 +305,15 @@ fn is_auxiliary(path: &str) -> bool {
 impl Index {
     /// Ranks files and functions/classes for an issue; the issue's text is the only input.
     pub fn localize(&self, issue: &str, opts: &LocalizeOptions) -> Localization {
-        let sig = read_issue(issue);
         let w = &opts.weights;
+        let sig = read_issue_with(
+            issue,
+            &ReadOptions {
+                strip_noise: w.strip_noise,
+                title_bonus: w.title_bonus,
+                calls_are_code: w.calls_are_code,
+            },
+        );
         let n_files = self.files.len();
         let mut files = Acc::new(n_files, w);
         let mut syms = Acc::new(self.symbols.len(), w);
@@ -297,6 +344,10 @@ impl Index {
         self.path_signals(&sig, w, &mut files);
         self.name_signals(&sig, w, &mut files, &mut syms);
         self.message_signals(&sig, w, &mut files, &mut syms);
+        self.test_source_signals(&sig, w, &mut files);
+        self.stem_signals(&sig, w, &mut files, &mut syms);
+        self.reader_signals(&sig, w, &mut files, &mut syms);
+        self.hop_signals(w, &mut files, &mut syms);
 
         // Spread along the reference graph from what the issue points at.
         let prior: Vec<f32> = (0..n_files).map(|f| self.file_prior(f, opts)).collect();
@@ -326,12 +377,19 @@ impl Index {
                 None => "central in the reference graph".to_string(),
             });
         }
-        let file_scores: Vec<f32> = files
-            .totals()
-            .iter()
-            .zip(&prior)
-            .map(|(s, p)| s * p)
-            .collect();
+        let scores = |files: &Acc| -> Vec<f32> {
+            files
+                .totals()
+                .iter()
+                .zip(&prior)
+                .map(|(s, p)| s * p)
+                .collect()
+        };
+        let mut file_scores = scores(&files);
+        if w.cochange > 0.0 && !self.co_change.commits.is_empty() {
+            self.co_change_signals(&file_scores, w, &mut files);
+            file_scores = scores(&files);
+        }
         let file_norm = normalized(&file_scores);
 
         for (d, &s) in unit_bm25.iter().enumerate() {
@@ -434,7 +492,7 @@ impl Index {
 
     /// Files a path mentioned in an issue may mean: the exact path, else indexed paths that
     /// end with it on a `/` boundary (absolute traceback paths, `site-packages/...`).
-    pub(crate) fn match_path(&self, mentioned: &str) -> Vec<usize> {
+    pub(crate) fn match_path(&self, mentioned: &str, layout_dirs: bool) -> Vec<usize> {
         let mentioned = mentioned.trim_start_matches("./");
         if let Some(f) = self.file_id(mentioned) {
             return vec![f];
@@ -455,8 +513,16 @@ impl Index {
                 .zip(p.iter().rev())
                 .take_while(|(a, b)| a == b)
                 .count();
-            // An absolute path must match the whole indexed path; a bare name may be ambiguous.
-            let whole = common == p.len();
+            // An absolute path must match the whole indexed path, except for the layout
+            // directory an installed package loses (`lib/matplotlib/...` is installed as
+            // `site-packages/matplotlib/...`, `src/_pytest/...` as `_pytest/...`); a bare name
+            // may be ambiguous.
+            let whole = common == p.len()
+                || (layout_dirs
+                    && common >= 2
+                    && p[..p.len() - common]
+                        .iter()
+                        .all(|d| LAYOUT_DIRS.contains(d)));
             let ok = whole || common == m.len();
             if !ok {
                 continue;
@@ -484,7 +550,7 @@ impl Index {
             .frames
             .iter()
             .filter_map(|fr| {
-                let m = self.match_path(&fr.path);
+                let m = self.match_path(&fr.path, weights.layout_dirs);
                 (m.len() == 1).then(|| (m[0], fr))
             })
             .collect();
@@ -520,7 +586,7 @@ impl Index {
 
     fn path_signals(&self, sig: &IssueSignals, weights: &RankWeights, files: &mut Acc) {
         for p in &sig.paths {
-            let m = self.match_path(p);
+            let m = self.match_path(p, weights.layout_dirs);
             if m.is_empty() || m.len() > 5 {
                 continue;
             }
@@ -793,6 +859,340 @@ impl Index {
         Vec::new()
     }
 
+    /// Files that changed together with the best-ranked files: the other backends of a
+    /// feature, a module and its sibling. Scaled to the best file's score, so they rise
+    /// towards it without passing it on co-change alone.
+    fn co_change_signals(&self, scores: &[f32], weights: &RankWeights, files: &mut Acc) {
+        let top = top_k(scores, weights.cochange_seeds);
+        let Some(&(_, best)) = top.first() else {
+            return;
+        };
+        if best <= 0.0 {
+            return;
+        }
+        let mut gain: HashMap<usize, (f32, usize)> = HashMap::new();
+        for &(f, s) in &top {
+            for (g, share) in self.co_change.partners(f) {
+                let e = gain.entry(g).or_insert((0.0, f));
+                e.0 += share * s / best;
+            }
+        }
+        // Total prior weight of a file is applied later; this is in pre-prior units.
+        for (g, (raw, via)) in gain {
+            let w = weights.cochange * best * (1.0 - (-raw).exp());
+            files.add(g, Family::History, w, || {
+                format!(
+                    "changed together with `{}` before",
+                    self.files[via].info.path
+                )
+            });
+        }
+    }
+
+    /// One hop from the definitions the issue points at: what they call, the methods that
+    /// override them or that they override, and the definitions that call them. (`hstack`
+    /// named, the fix in the `row_join` it calls; `Axes.clear` named, the fix in
+    /// `Axis.clear`.) Only names with few definitions are followed.
+    fn hop_signals(&self, weights: &RankWeights, files: &mut Acc, syms: &mut Acc) {
+        if weights.hop <= 0.0 {
+            return;
+        }
+        // Evidence that names a definition: not BM25, not the graph.
+        let named = |i: usize| -> f32 {
+            let p = &syms.parts[i];
+            [
+                Family::Frame,
+                Family::Qualified,
+                Family::Ident,
+                Family::Message,
+            ]
+            .iter()
+            .map(|&f| p[f as usize])
+            .sum()
+        };
+        let mut seeds: Vec<(usize, f32)> = self
+            .unit_symbols
+            .iter()
+            .map(|&u| (u, named(u)))
+            .filter(|x| x.1 > 0.0)
+            .collect();
+        seeds.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        seeds.truncate(weights.hop_seeds);
+        let units_named = |name: &str| -> Vec<usize> {
+            let defs: Vec<usize> = self
+                .by_name
+                .get(name)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&i| self.symbols[i].unit && self.symbols[i].kind != SymbolKind::Class)
+                .collect();
+            if defs.len() > 3 { Vec::new() } else { defs }
+        };
+        let mut gains: Vec<(usize, f32, String)> = Vec::new();
+        for &(u, ev) in &seeds {
+            let s = &self.symbols[u];
+            let w = weights.hop * ev.min(3.0);
+            // Callees: names called or read inside its body.
+            let mut called: Vec<&str> = self.files[s.file]
+                .refs
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.kind,
+                        crate::extract::RefKind::Call | crate::extract::RefKind::Attribute
+                    ) && s.start_line <= r.line
+                        && r.line <= s.end_line
+                        && r.name != s.name
+                })
+                .map(|r| r.name.as_str())
+                .collect();
+            called.sort_unstable();
+            called.dedup();
+            for name in called {
+                for d in units_named(name) {
+                    gains.push((d, w, format!("called by `{}`", s.qualified_name)));
+                }
+            }
+            // Overrides: methods of the same name on classes related by inheritance.
+            if s.kind == SymbolKind::Method
+                && let Some(class) = s.parent
+            {
+                let class_name = &self.symbols[class].name;
+                let class_bases = &self.symbols[class].bases;
+                for d in units_named(&s.name) {
+                    let Some(other) = self.symbols[d].parent else {
+                        continue;
+                    };
+                    let o = &self.symbols[other];
+                    if d != u && (o.bases.contains(class_name) || class_bases.contains(&o.name)) {
+                        gains.push((
+                            d,
+                            w,
+                            format!("overrides or is overridden by `{}`", s.qualified_name),
+                        ));
+                    }
+                }
+            }
+        }
+        // Callers: definitions whose bodies call a seed (only seeds with rare names).
+        let rare: HashMap<&str, (usize, f32)> = seeds
+            .iter()
+            .filter(|(u, _)| {
+                let n = &self.symbols[*u].name;
+                n.len() >= 4 && self.ref_files.get(n.as_str()).is_some_and(|&c| c <= 5)
+            })
+            .map(|&(u, ev)| (self.symbols[u].name.as_str(), (u, ev)))
+            .collect();
+        if !rare.is_empty() {
+            for (f, data) in self.files.iter().enumerate() {
+                for r in &data.refs {
+                    if r.kind != crate::extract::RefKind::Call {
+                        continue;
+                    }
+                    let Some(&(u, ev)) = rare.get(r.name.as_str()) else {
+                        continue;
+                    };
+                    if let Some(c) = self.unit_at(f, r.line)
+                        && c != u
+                    {
+                        let w = weights.hop * ev.min(3.0) / 2.0;
+                        gains.push((c, w, format!("calls `{}`", self.symbols[u].qualified_name)));
+                    }
+                }
+            }
+        }
+        for (d, w, reason) in gains {
+            syms.add(d, Family::Graph, w, || reason.clone());
+            files.add(self.symbols[d].file, Family::Graph, w / 2.0, || reason);
+        }
+    }
+
+    /// Test files the issue names (paths, frames) lift the non-test files they test: the
+    /// same stem without `test_`/`_test`, nearest in the directory tree.
+    fn test_source_signals(&self, sig: &IssueSignals, weights: &RankWeights, files: &mut Acc) {
+        if weights.test_source <= 0.0 {
+            return;
+        }
+        let named = sig.paths.iter().chain(sig.frames.iter().map(|f| &f.path));
+        let mut done = std::collections::HashSet::new();
+        for p in named {
+            let name = p.rsplit('/').next().unwrap_or(p);
+            let Some(stem) = name.strip_suffix(".py") else {
+                continue;
+            };
+            let Some(source) = stem
+                .strip_prefix("test_")
+                .or_else(|| stem.strip_suffix("_test"))
+                .or_else(|| stem.strip_prefix("tests_"))
+            else {
+                continue;
+            };
+            if !done.insert(source.to_string()) {
+                continue;
+            }
+            let Some(cands) = self.by_file_name.get(&format!("{source}.py")) else {
+                continue;
+            };
+            let cands: Vec<usize> = cands
+                .iter()
+                .copied()
+                .filter(|&f| !self.files[f].info.is_test)
+                .collect();
+            // Nearest to the test's directory: most shared directory names.
+            let dirs: Vec<&str> = p.split('/').collect();
+            let shared = |f: usize| {
+                self.files[f]
+                    .info
+                    .path
+                    .split('/')
+                    .filter(|d| dirs.contains(d))
+                    .count()
+            };
+            let best = cands.iter().map(|&f| shared(f)).max().unwrap_or(0);
+            let best: Vec<usize> = cands.into_iter().filter(|&f| shared(f) == best).collect();
+            if best.is_empty() || best.len() > 3 {
+                continue;
+            }
+            let w = weights.test_source / best.len() as f32;
+            for f in best {
+                files.add(f, Family::Path, w, || {
+                    format!("tested by `{name}` named in the issue")
+                });
+            }
+        }
+    }
+
+    /// Code names of the issue matched loosely: to file stems after dropping inflections
+    /// and underscores (`mocked` → `mock.py`, `is_subset` → `issubset.py`), and to
+    /// definitions after dropping underscores.
+    fn stem_signals(
+        &self,
+        sig: &IssueSignals,
+        weights: &RankWeights,
+        files: &mut Acc,
+        syms: &mut Acc,
+    ) {
+        if weights.stem <= 0.0 {
+            return;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (id, &weight) in &sig.identifiers {
+            if weight < 2.0 || id.len() < 4 {
+                continue;
+            }
+            let lower = id.to_lowercase();
+            let squashed = lower.replace('_', "");
+            let w = weights.stem * weight / 3.0 * self.name_specificity(id);
+            for stem in word_variants(&lower) {
+                if !seen.insert(stem.clone()) {
+                    continue;
+                }
+                let Some(cands) = self.by_file_name.get(&format!("{stem}.py")) else {
+                    continue;
+                };
+                let cands: Vec<usize> = cands
+                    .iter()
+                    .copied()
+                    .filter(|&f| !self.files[f].info.is_test)
+                    .collect();
+                if cands.is_empty() || cands.len() > 3 {
+                    continue;
+                }
+                let w = w / cands.len() as f32;
+                for f in cands {
+                    files.add(f, Family::Module, w, || {
+                        format!("file `{stem}.py` for `{id}`")
+                    });
+                }
+            }
+            if squashed != lower && squashed.len() >= 5 && seen.insert(format!("def:{squashed}")) {
+                let defs: Vec<usize> = self
+                    .by_lower_name
+                    .get(&squashed)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|&i| self.symbols[i].unit)
+                    .collect();
+                if defs.is_empty() || defs.len() > 5 {
+                    continue;
+                }
+                for i in defs {
+                    let name = self.symbols[i].name.clone();
+                    syms.add(i, Family::Ident, w, || format!("`{name}` for `{id}`"));
+                    files.add(self.symbols[i].file, Family::Ident, w, || {
+                        format!("defines `{name}` (`{id}`)")
+                    });
+                }
+            }
+        }
+    }
+
+    /// Code names with an underscore that the repository reads but never defines (settings
+    /// and configuration keys: `config.autodoc_typehints`, `settings.FILE_UPLOAD_PERMISSIONS`):
+    /// the functions that read them, in few files.
+    fn reader_signals(
+        &self,
+        sig: &IssueSignals,
+        weights: &RankWeights,
+        files: &mut Acc,
+        syms: &mut Acc,
+    ) {
+        if weights.reader <= 0.0 {
+            return;
+        }
+        let keys: HashMap<&str, f32> = sig
+            .identifiers
+            .iter()
+            .filter(|(id, w)| {
+                **w >= 2.0
+                    && id.len() >= 6
+                    && id.contains('_')
+                    && !id.starts_with("test_")
+                    && !self
+                        .by_name
+                        .get(id.as_str())
+                        .is_some_and(|d| d.iter().any(|&i| self.symbols[i].unit))
+            })
+            .map(|(id, w)| (id.as_str(), *w))
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        let mut readers: HashMap<&str, Vec<(usize, u32)>> = HashMap::new();
+        for (f, data) in self.files.iter().enumerate() {
+            if data.info.is_test {
+                continue;
+            }
+            for r in &data.refs {
+                if let Some((k, _)) = keys.get_key_value(r.name.as_str()) {
+                    readers.entry(*k).or_default().push((f, r.line));
+                }
+            }
+        }
+        for (key, places) in readers {
+            let mut in_files: Vec<usize> = places.iter().map(|p| p.0).collect();
+            in_files.dedup();
+            if in_files.len() > weights.max_ident_files {
+                continue;
+            }
+            let w = weights.reader * keys[&key] / 3.0 / (in_files.len() as f32).sqrt();
+            for f in in_files {
+                files.add(f, Family::Ident, w, || format!("reads `{key}`"));
+            }
+            let mut units: Vec<usize> = places
+                .iter()
+                .filter_map(|&(f, line)| self.unit_at(f, line))
+                .collect();
+            units.sort_unstable();
+            units.dedup();
+            for i in units {
+                syms.add(i, Family::Ident, w, || format!("reads `{key}`"));
+            }
+        }
+    }
+
     /// Messages the issue quotes that the code has as string literals: prose-like pieces
     /// found in few files.
     fn message_signals(
@@ -943,6 +1343,30 @@ impl Index {
     fn term_text(&self, id: u32) -> Option<&str> {
         self.term_strings.get(id as usize).map(String::as_str)
     }
+}
+
+/// A lower-case code word and the file stems it may stand for: itself, without
+/// underscores, and without a plural or past-tense ending (`mocked` → `mock`).
+fn word_variants(lower: &str) -> Vec<String> {
+    let mut out = vec![lower.to_string()];
+    let squashed = lower.replace('_', "");
+    if squashed != lower {
+        out.push(squashed);
+    }
+    for suffix in ["ing", "ed", "es", "s"] {
+        if let Some(stem) = lower.strip_suffix(suffix)
+            && stem.len() >= 4
+        {
+            out.push(stem.to_string());
+            // `mocked` → `mock`, `mapping` → `map` (doubled consonant).
+            let b = stem.as_bytes();
+            if b.len() >= 5 && b[b.len() - 1] == b[b.len() - 2] {
+                out.push(stem[..stem.len() - 1].to_string());
+            }
+            break;
+        }
+    }
+    out
 }
 
 /// Exception classes name the symptom, not where it comes from: their definitions count less.

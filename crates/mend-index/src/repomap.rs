@@ -150,3 +150,82 @@ impl Index {
         d
     }
 }
+
+/// The code of the best-ranked functions and classes, for the agent's first prompt: the
+/// repo map first (a share of the budget), then each ranked definition's source in rank
+/// order while it fits. Whole files are too big (a quarter of SWE-bench issues' gold files
+/// alone pass 25k tokens); the ranked definitions are what the fix touches.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContextPack {
+    pub text: String,
+    /// `estimate_tokens(&text)`; never more than the budget asked for.
+    pub tokens: usize,
+    /// `path::Qualified.name` of each definition whose code is in the pack, in order.
+    pub functions: Vec<String>,
+    /// Ranked definitions left out because they did not fit.
+    pub left_out: usize,
+}
+
+/// A class's code in a pack is its body up to its first method: the methods come on their
+/// own when they rank.
+const CLASS_HEAD_LINES: usize = 40;
+
+impl Index {
+    /// Packs the ranked definitions of `loc` with their code (read by `read`, a file's text
+    /// by path) within `budget_tokens`, after a repo map of `map_share` of the budget. A
+    /// definition inside one already packed is not repeated.
+    pub fn context_pack(
+        &self,
+        loc: &Localization,
+        budget_tokens: usize,
+        map_share: f32,
+        mut read: impl FnMut(&str) -> Option<String>,
+    ) -> ContextPack {
+        let map_budget = (budget_tokens as f32 * map_share.clamp(0.0, 1.0)) as usize;
+        let map = self.repo_map(loc, map_budget);
+        let mut pack = ContextPack {
+            text: map.text,
+            tokens: 0,
+            functions: Vec::new(),
+            left_out: 0,
+        };
+        let mut texts: std::collections::HashMap<String, Option<Vec<String>>> =
+            std::collections::HashMap::new();
+        let mut packed: Vec<(String, u32, u32)> = Vec::new();
+        for s in &loc.symbols {
+            if packed
+                .iter()
+                .any(|(p, lo, hi)| *p == s.path && *lo <= s.line && s.end_line <= *hi)
+            {
+                pack.functions.push(format!("{}::{}", s.path, s.name));
+                continue;
+            }
+            let lines = texts
+                .entry(s.path.clone())
+                .or_insert_with(|| read(&s.path).map(|t| t.lines().map(String::from).collect()));
+            let Some(lines) = lines else { continue };
+            let lo = (s.line as usize).saturating_sub(1).min(lines.len());
+            let mut hi = (s.end_line as usize).min(lines.len()).max(lo);
+            if s.kind == SymbolKind::Class {
+                hi = hi.min(lo + CLASS_HEAD_LINES);
+            }
+            let mut block = format!("{}:{}-{}\n", s.path, lo + 1, hi);
+            for l in &lines[lo..hi] {
+                block.push_str(l);
+                block.push('\n');
+            }
+            block.push('\n');
+            if !fits(&pack.text, &block, budget_tokens) {
+                pack.left_out += 1;
+                continue;
+            }
+            pack.text.push_str(&block);
+            pack.functions.push(format!("{}::{}", s.path, s.name));
+            if s.kind != SymbolKind::Class {
+                packed.push((s.path.clone(), s.line, s.end_line));
+            }
+        }
+        pack.tokens = estimate_tokens(&pack.text);
+        pack
+    }
+}
