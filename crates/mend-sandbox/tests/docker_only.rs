@@ -138,10 +138,7 @@ async fn missing_image_is_a_clear_error() {
 async fn stale_containers_of_dead_runs_are_swept() {
     let engine = support::engine().await;
     let image = support::base_image(&engine).await;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap()
-        .trim()
-        .to_string();
+    let host = support::owner_host();
     let mut labels = HashMap::new();
     labels.insert(SANDBOX_LABEL.to_string(), "1".to_string());
     // pid 0 with a made-up start time: an owner that is certainly gone.

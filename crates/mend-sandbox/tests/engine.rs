@@ -2,6 +2,7 @@
 //! owner counts as dead; `tcp://` and `unix://` addresses reach the engine through small
 //! proxies of its socket (listening on 127.0.0.1 or in a temp dir only); a missing socket is a
 //! clear error that names it.
+mod support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,12 +82,12 @@ async fn owned_container(engine: &DockerEngine, image: &str, name: &str, pid: u3
         .nth(19)
         .unwrap()
         .to_string();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = support::owner_host();
     let mut labels = HashMap::new();
     labels.insert(SANDBOX_LABEL.to_string(), "1".to_string());
     labels.insert(
         "dev.mend.owner".to_string(),
-        format!("{pid}:{start}:{}", host.trim()),
+        format!("{pid}:{start}:{host}"),
     );
     let body = ContainerCreateBody {
         image: Some(image.to_string()),

@@ -228,7 +228,8 @@ async fn build_model(
         max_tokens: None,
     };
     if args.model.replay.is_some() {
-        return crate::model::build(&args.model, file, limits).await;
+        let replay = crate::model::AttemptModels::build(&args.model, file, limits, &[]).await?;
+        return Ok(replay.get(0, false).0);
     }
     let mut cfg = crate::model::config(&args.model, file)?;
     cfg.limits = crate::model::merge_limits(cfg.limits, limits);

@@ -50,7 +50,9 @@ fn setup(work: &Path) {
         format!("FROM {base}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n"),
     )
     .unwrap();
-    let tag = "mend-cluster-calc:latest";
+    // Tagged by commit: the tests of this file run at once, each with its own repository.
+    let tag = format!("mend-cluster-calc:{}", &commit[..12]);
+    let tag = tag.as_str();
     let out = docker(&["build", "-q", "-t", tag, &ctx.display().to_string()]);
     assert!(out.status.success(), "{}", text(&out));
     let mut lines = String::new();
@@ -448,7 +450,7 @@ async fn a_slurm_array_job_runs_the_shards_then_they_merge_and_evaluate() {
     };
 
     // While it runs, `report` reads the shards (at least once it has a shard to show).
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while shard_dirs_present(w, "sl") == 0 {
         assert!(
             Instant::now() < deadline,
@@ -469,7 +471,7 @@ async fn a_slurm_array_job_runs_the_shards_then_they_merge_and_evaluate() {
         text(&out)
     );
 
-    wait_finished(w, "sl", 3, Duration::from_secs(240), &logs);
+    wait_finished(w, "sl", 3, Duration::from_secs(600), &logs);
     let finished = Instant::now();
     assert_key_delivered(&server);
     let (report, merge, merge_wall) = merge_eval(w, "sl", 3);
@@ -619,7 +621,7 @@ async fn a_swarm_replicated_job_runs_the_shards_with_the_key_as_a_swarm_secret()
             .collect();
         format!("{}\n{}\nstatus:\n{}", text(&ps), text(&o), status.join(""))
     };
-    wait_finished(w, "sw", 3, Duration::from_secs(240), &logs);
+    wait_finished(w, "sw", 3, Duration::from_secs(600), &logs);
     assert_key_delivered(&server);
     let (report, _, _) = merge_eval(w, "sw", 3);
     assert_report(&report);

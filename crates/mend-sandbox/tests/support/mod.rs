@@ -27,3 +27,12 @@ pub async fn docker_sandbox() -> DockerSandbox {
 pub async fn container_exists(engine: &DockerEngine, name: &str) -> bool {
     engine.client().inspect_container(name, None).await.is_ok()
 }
+
+/// The host part of mend's owner label: the hostname and this process's PID namespace
+/// (a process in another namespace cannot judge whether our pids are alive).
+#[allow(dead_code)]
+pub fn owner_host() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    format!("{}/{}", host.trim(), ns.display())
+}
