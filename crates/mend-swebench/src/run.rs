@@ -420,11 +420,11 @@ async fn wait_true(c: &mut Option<watch::Receiver<bool>>) {
 }
 
 /// A predictions line as written (the official three fields).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PredictionLine {
-    instance_id: String,
-    model_name_or_path: String,
-    model_patch: Option<String>,
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PredictionLine {
+    pub instance_id: String,
+    pub model_name_or_path: String,
+    pub model_patch: Option<String>,
 }
 
 /// A line-per-record file, tolerant of a torn last line: it is dropped with a warning and
@@ -432,9 +432,31 @@ struct PredictionLine {
 fn read_jsonl<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<(Vec<T>, usize), SwebenchError> {
+    let (out, good_len, torn) = read_complete_lines(path)?;
+    if torn > 0 {
+        tracing::warn!(file = %path.display(), "dropping a torn last line (the previous run stopped mid-write)");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(SwebenchError::io(format!("opening {}", path.display())))?;
+        f.set_len(good_len as u64)
+            .map_err(SwebenchError::io(format!(
+                "cutting the torn line from {}",
+                path.display()
+            )))?;
+    }
+    Ok((out, torn))
+}
+
+/// The complete records of a line-per-record file, the byte length they end at, and
+/// whether the last line is torn (1) or not (0). The file is left as it is, so this also
+/// reads a file another process is still appending to. A bad line elsewhere is an error.
+pub(crate) fn read_complete_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<(Vec<T>, usize, usize), SwebenchError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0, 0)),
         Err(e) => {
             return Err(SwebenchError::Io {
                 action: format!("reading {}", path.display()),
@@ -461,10 +483,7 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(
                 out.push(v);
                 good_len = offset;
             }
-            _ if last => {
-                tracing::warn!(file = %path.display(), line = i + 1, "dropping a torn last line (the previous run stopped mid-write)");
-                torn = 1;
-            }
+            _ if last => torn = 1,
             Err(e) => {
                 return Err(SwebenchError::Record {
                     source_name: path.display().to_string(),
@@ -476,18 +495,7 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(
             Ok(_) => unreachable!("a complete line is handled above"),
         }
     }
-    if torn > 0 {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(SwebenchError::io(format!("opening {}", path.display())))?;
-        f.set_len(good_len as u64)
-            .map_err(SwebenchError::io(format!(
-                "cutting the torn line from {}",
-                path.display()
-            )))?;
-    }
-    Ok((out, torn))
+    Ok((out, good_len, torn))
 }
 
 /// Append one JSON line with a single `write` and fsync: a crash leaves either the whole

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::SwebenchError;
 use crate::dataset::Instance;
-use crate::run::{InstanceRecord, PREDICTIONS, RunSummaryFile, SUMMARY};
+use crate::run::{
+    InstanceRecord, PREDICTIONS, PredictionLine, RunSummaryFile, SUMMARY, read_complete_lines,
+};
 
 pub const SHARD_FILE: &str = "shard.json";
 pub const MERGE_FILE: &str = "merge.json";
@@ -245,51 +247,6 @@ pub fn end(dir: &Path, file: &mut ShardFile, state: &str) -> Result<(), Swebench
     write_json(&dir.join(SHARD_FILE), file)
 }
 
-/// A prediction line as the merge reads it (the official three fields, kept as they came).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PredictionRow {
-    pub instance_id: String,
-    pub model_name_or_path: String,
-    pub model_patch: Option<String>,
-}
-
-/// Complete lines of a predictions file; a torn last line of a shard still writing is left
-/// alone (counted, not cut: the file belongs to the shard).
-fn read_predictions(path: &Path) -> Result<(Vec<PredictionRow>, usize), SwebenchError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
-        Err(e) => {
-            return Err(SwebenchError::Io {
-                action: format!("reading {}", path.display()),
-                source: e,
-            });
-        }
-    };
-    let mut out = Vec::new();
-    let mut torn = 0;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<PredictionRow>(line.trim()) {
-            Ok(p) if line.ends_with('\n') => out.push(p),
-            _ if i + 1 == lines.len() => torn += 1,
-            Err(e) => {
-                return Err(SwebenchError::Record {
-                    source_name: path.display().to_string(),
-                    line: i + 1,
-                    field: None,
-                    message: e.to_string(),
-                });
-            }
-            Ok(_) => unreachable!("complete lines are handled above"),
-        }
-    }
-    Ok((out, torn))
-}
-
 /// One shard directory as the merge saw it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ShardStatus {
@@ -400,7 +357,7 @@ pub struct MergeReport {
 pub struct Merged {
     pub report: MergeReport,
     /// Sorted by instance id; for a duplicate, the first directory's line.
-    pub predictions: Vec<PredictionRow>,
+    pub predictions: Vec<PredictionLine>,
     pub summary: RunSummaryFile,
     /// Every assigned instance id, in shard order.
     pub instance_ids: Vec<String>,
@@ -467,7 +424,7 @@ pub fn collect(
         .collect();
 
     let now = now_secs();
-    let mut by_id: BTreeMap<String, PredictionRow> = BTreeMap::new();
+    let mut by_id: BTreeMap<String, PredictionLine> = BTreeMap::new();
     let mut dup: BTreeSet<String> = BTreeSet::new();
     let mut assigned: Vec<String> = Vec::new();
     let mut assigned_set: BTreeSet<String> = BTreeSet::new();
@@ -478,7 +435,8 @@ pub fn collect(
         ..Default::default()
     };
     for (d, f) in &files {
-        let (preds, _torn) = read_predictions(&d.join(PREDICTIONS))?;
+        // A shard still writing may have a torn last line: it is left alone (the file is the shard's).
+        let (preds, _, _torn) = read_complete_lines::<PredictionLine>(&d.join(PREDICTIONS))?;
         let shard_summary = match std::fs::read_to_string(d.join(SUMMARY)) {
             Ok(t) => Some(serde_json::from_str::<RunSummaryFile>(&t).map_err(|e| {
                 SwebenchError::File {
@@ -590,7 +548,7 @@ pub fn collect(
     walls.sort_by(f64::total_cmp);
     summary.wall_secs_median = walls.get(walls.len() / 2).copied().unwrap_or(0.0);
     summary.not_run = summary.selected - summary.instances.len();
-    let predictions: Vec<PredictionRow> = by_id.into_values().collect();
+    let predictions: Vec<PredictionLine> = by_id.into_values().collect();
     Ok(Merged {
         report: MergeReport {
             run_id: run_id.to_string(),
