@@ -11,6 +11,8 @@
 //! cargo bench -p mend --bench view -- [--instances N] [--reps R]
 #[path = "../tests/support/view_fixture.rs"]
 mod fixture;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

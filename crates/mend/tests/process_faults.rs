@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::json;
-use support::{containers_of, fixture_repo, mend, run_containers, text};
+use support::{base_image, containers_of, fixture_repo, mend, run_containers, testbed_image, text};
 
 fn kill(pid: u32, signal: &str) {
     let st = Command::new("kill")
@@ -112,27 +112,14 @@ const TEST_PATCH: &str = "diff --git a/tests/test_more.py b/tests/test_more.py\n
 
 /// The instance image (mend's base image with a small repository in /testbed) and its commit.
 fn build_image(work: &Path) -> (String, String) {
-    let base = mend().args(["images", "base"]).output().unwrap();
-    assert!(base.status.success(), "{}", text(&base));
-    let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
     let ctx = work.join("ctx");
     let repo = ctx.join("repo");
     std::fs::create_dir_all(repo.join("tests")).unwrap();
     std::fs::write(repo.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
     std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
     let commit = mend_sandbox::testing::commit_all(&repo, "base").to_string();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {base}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n"),
-    )
-    .unwrap();
     let tag = "mend-process-faults-calc:latest".to_string();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(&ctx)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    testbed_image(&ctx, &tag);
     (tag, commit)
 }
 
@@ -333,9 +320,7 @@ async fn sandbox_echo(env: &[(&str, &str)], base: &str) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_host_and_docker_context_choose_the_engine() {
-    let base = mend().args(["images", "base"]).output().unwrap();
-    assert!(base.status.success(), "{}", text(&base));
-    let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
+    let base = base_image();
     let dir = tempfile::tempdir().unwrap();
 
     // A unix socket elsewhere: a proxy of the engine; every request goes through it.

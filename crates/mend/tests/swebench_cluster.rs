@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{mend, run_containers, text};
+use support::{base_image, mend, run_containers, testbed_image, text};
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::{Value, json};
@@ -22,12 +22,6 @@ const TEST_PATCH: &str = "diff --git a/tests/test_more.py b/tests/test_more.py\n
 const KEY: &str = "sk-cluster-test-7f3a9c1e5b";
 const N: usize = 6;
 
-fn base_image() -> String {
-    let base = mend().args(["images", "base"]).output().unwrap();
-    assert!(base.status.success(), "{}", text(&base));
-    String::from_utf8_lossy(&base.stdout).trim().to_string()
-}
-
 fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker")
         .args(args)
@@ -38,23 +32,16 @@ fn docker(args: &[&str]) -> std::process::Output {
 /// A work directory: the instance image (base + a tiny repository), six instances over two
 /// repositories, the specs and the image map.
 fn setup(work: &Path) {
-    let base = base_image();
     let ctx = work.join("ctx");
     let repo = ctx.join("repo");
     std::fs::create_dir_all(repo.join("tests")).unwrap();
     std::fs::write(repo.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
     std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
     let commit = mend_sandbox::testing::commit_all(&repo, "base").to_string();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {base}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n"),
-    )
-    .unwrap();
     // Tagged by commit: the tests of this file run at once, each with its own repository.
     let tag = format!("mend-cluster-calc:{}", &commit[..12]);
     let tag = tag.as_str();
-    let out = docker(&["build", "-q", "-t", tag, &ctx.display().to_string()]);
-    assert!(out.status.success(), "{}", text(&out));
+    testbed_image(&ctx, tag);
     let mut lines = String::new();
     let mut map = serde_json::Map::new();
     for i in 1..=N {

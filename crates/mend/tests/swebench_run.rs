@@ -5,10 +5,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use support::{mend, run_containers};
+use support::{mend, run_containers, testbed_image};
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::json;
@@ -26,31 +26,10 @@ fn make_repo(dir: &Path) -> String {
 
 /// The instance image: mend's base image with the repository in /testbed.
 fn build_image(work: &Path) -> (String, String) {
-    let base = mend().args(["images", "base"]).output().unwrap();
-    assert!(
-        base.status.success(),
-        "{}",
-        String::from_utf8_lossy(&base.stderr)
-    );
-    let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
     let ctx = work.join("ctx");
     let commit = make_repo(&ctx.join("repo"));
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {base}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n"),
-    )
-    .unwrap();
     let tag = "mend-swebench-cli-run-calc:latest".to_string();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(&ctx)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testbed_image(&ctx, &tag);
     (tag, commit)
 }
 

@@ -6,11 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::{Value, json};
-use support::{mend, text};
+use support::{mend, testbed_image, text};
 
 const SPECS: &str = r#"{"repos": {"mendtest/calc": {"log_parser": "django", "versions": {"0.1": {"python": "3.11", "test_cmd": "python3 -m unittest -v", "activate": []}}}}}"#;
 const GOLD: &str = "diff --git a/calc.py b/calc.py\n--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b\n";
@@ -36,23 +35,10 @@ fn make_repo(dir: &Path) -> String {
 }
 
 fn build_image(work: &Path) -> (String, String) {
-    let base = mend().args(["images", "base"]).output().unwrap();
-    assert!(base.status.success(), "{}", text(&base));
-    let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
     let ctx = work.join("ctx");
     let commit = make_repo(&ctx.join("repo"));
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {base}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n"),
-    )
-    .unwrap();
     let tag = "mend-select-calc:latest".to_string();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(&ctx)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    testbed_image(&ctx, &tag);
     (tag, commit)
 }
 

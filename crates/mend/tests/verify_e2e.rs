@@ -6,11 +6,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::{Value, json};
-use support::{containers_of, fixture_repo, mend, run_containers, run_fix, text};
+use support::{containers_of, fixture_repo, mend, run_containers, run_fix, testbed_image, text};
 
 const BUGGY: &str = "    return len(text.split(\" \"))";
 const FIXED: &str = "    return len(text.split())";
@@ -232,27 +231,14 @@ const SHAPES_GOLD: &str = "diff --git a/shapes.py b/shapes.py\n--- a/shapes.py\n
 
 /// The instance image: mend's base image with the repository in /testbed.
 fn build_shapes_image(work: &Path) -> (String, String) {
-    let base = mend().args(["images", "base"]).output().unwrap();
-    assert!(base.status.success(), "{}", text(&base));
-    let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
     let repo = work.join("ctx/repo");
     std::fs::create_dir_all(repo.join("tests")).unwrap();
     std::fs::write(repo.join("shapes.py"), SHAPES).unwrap();
     std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
     std::fs::write(repo.join("tests/test_shapes.py"), SHAPES_TESTS).unwrap();
     let commit = mend_sandbox::testing::commit_all(&repo, "base").to_string();
-    std::fs::write(
-        work.join("ctx/Dockerfile"),
-        format!("FROM {base}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n"),
-    )
-    .unwrap();
     let tag = "mend-verify-e2e-shapes:latest".to_string();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(work.join("ctx"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    testbed_image(&work.join("ctx"), &tag);
     (tag, commit)
 }
 

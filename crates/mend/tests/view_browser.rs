@@ -6,6 +6,7 @@
 //! `target/view/`; then the same pages exported and opened from disk with no server.
 #[path = "support/view_fixture.rs"]
 mod fixture;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -167,6 +167,32 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// mend's base image (built when missing), as `mend images base` names it.
+pub fn base_image() -> String {
+    let out = mend().args(["images", "base"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// An instance image tagged `tag`: mend's base image with the repository `ctx/repo` (made
+/// by the caller) at /testbed, the way SWE-bench images hold theirs.
+pub fn testbed_image(ctx: &Path, tag: &str) {
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n",
+            base_image()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(ctx)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 /// Containers (running or not) labelled with this batch run id.
 pub fn run_containers(run_id: &str) -> usize {
     let out = Command::new("docker")

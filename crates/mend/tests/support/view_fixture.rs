@@ -3,23 +3,13 @@
 //! FROM mend's base image), the agent answered by mend-llm's scripted chat-completions server.
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use mend_llm::test_server::{Received, Reply, TestServer};
 use serde_json::{Value, json};
 
-pub fn mend() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mend"))
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::support::testbed_image;
+pub use crate::support::{mend, text};
 
 const SPECS: &str = r#"{"repos": {
   "mendtest/calc": {"log_parser": "django", "versions": {"0.1": {"python": "3.11", "test_cmd": "python3 -m unittest -v", "activate": []}}},
@@ -30,25 +20,12 @@ pub const IMAGE: &str = "mend-view-test-calc:latest";
 
 /// The instance image: mend's base image with the repository in /testbed.
 pub fn build_image(work: &Path) -> String {
-    let base = mend().args(["images", "base"]).output().unwrap();
-    assert!(base.status.success(), "{}", text(&base));
-    let base = String::from_utf8_lossy(&base.stdout).trim().to_string();
     let repo = work.join("ctx/repo");
     std::fs::create_dir_all(repo.join("tests")).unwrap();
     std::fs::write(repo.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
     std::fs::write(repo.join("tests/__init__.py"), "").unwrap();
     let commit = mend_sandbox::testing::commit_all(&repo, "base").to_string();
-    std::fs::write(
-        work.join("ctx/Dockerfile"),
-        format!("FROM {base}\nUSER root\nCOPY repo /testbed\nWORKDIR /testbed\n"),
-    )
-    .unwrap();
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", IMAGE])
-        .arg(work.join("ctx"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    testbed_image(&work.join("ctx"), IMAGE);
     commit
 }
 
