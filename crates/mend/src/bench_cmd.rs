@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use mend_bench::{Benchmark, EvalOptions, Limits, PromptStyle};
-use mend_llm::{Model, OpenAiCompatible};
+use mend_llm::Model;
 use mend_sandbox::DockerEngine;
 
 #[derive(Args, Debug)]
@@ -239,11 +239,5 @@ async fn build_model(
         }
         cfg.temperature = Some(t);
     }
-    let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
-    let source = model.discover_context().await;
-    eprintln!(
-        "context window: {} tokens, {source}",
-        model.context_window()
-    );
-    Ok(Arc::new(model))
+    Ok(Arc::new(crate::model::connect(cfg).await?))
 }

@@ -117,12 +117,7 @@ impl AttemptModels {
         let cfg = config(args, file)?;
         let ledger = Ledger::new("run", merge_limits(cfg.limits, limits));
         let temperature = cfg.temperature;
-        let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
-        let source = model.discover_context().await;
-        eprintln!(
-            "context window: {} tokens, {source}",
-            model.context_window()
-        );
+        let model = connect(cfg).await?;
         Ok(AttemptModels {
             source: Source::Live(model),
             ledger,
@@ -165,6 +160,17 @@ impl AttemptModels {
     pub fn budget_left(&self) -> bool {
         self.ledger.check().is_ok()
     }
+}
+
+/// The endpoint's client, its waits printed, its context window learned and printed.
+pub async fn connect(cfg: ModelConfig) -> anyhow::Result<OpenAiCompatible> {
+    let model = OpenAiCompatible::new(cfg)?.on_progress(|w| eprintln!("{w}"));
+    let source = model.discover_context().await;
+    eprintln!(
+        "context window: {} tokens, {source}",
+        model.context_window()
+    );
+    Ok(model)
 }
 
 /// Flags' limits over the file's.
