@@ -632,6 +632,43 @@ async fn eval(a: EvalArgs, cancel: tokio::sync::watch::Receiver<bool>) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
+/// Grades a run directory's predictions (`opts`: the dataset, predictions, run id, images,
+/// specs and filter) into that directory: per-instance logs under `logs/run_evaluation`, the
+/// report beside them. Prints the resolve rate; returns whether nothing could be graded.
+async fn evaluate_run(
+    mut opts: EvalOptions,
+    run_dir: &Path,
+    workers: usize,
+    eval_timeout: u64,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<bool> {
+    let display = Display::new("evaluating");
+    opts.workers = workers.max(1);
+    opts.timeout = Duration::from_secs(eval_timeout);
+    opts.log_root = run_dir.join("logs/run_evaluation");
+    opts.report_dir = run_dir.to_path_buf();
+    opts.progress = Some(progress_fn(&display, "eval: "));
+    opts.cancel = Some(cancel);
+    let summary = mend_swebench::evaluate(opts).await;
+    display.finish();
+    let summary = summary?;
+    let r = &summary.report;
+    eprintln!(
+        "resolved {}/{} ({:.1}%); report: {}",
+        r.resolved_instances,
+        r.total_instances,
+        100.0 * r.resolve_rate(),
+        summary.report_path.display()
+    );
+    match nothing_graded(r) {
+        Some(why) => {
+            eprintln!("evaluation failed: {why}");
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// An evaluation where instances errored and none was graded is a failure, not a score
 /// of zero: say so (the caller exits non-zero).
 fn nothing_graded(r: &mend_swebench::SummaryReport) -> Option<String> {
@@ -1078,7 +1115,6 @@ async fn run_cmd(
     eprintln!("predictions: {}", result.predictions_path.display());
     let mut eval_failed = false;
     if a.eval && !*cancel.borrow() {
-        let display = Display::new("evaluating");
         let mut opts = EvalOptions::new(
             dataset,
             PredictionsSource::File(result.predictions_path.clone()),
@@ -1087,27 +1123,8 @@ async fn run_cmd(
         );
         opts.specs = specs;
         opts.filter = select;
-        opts.workers = a.workers.max(1);
-        opts.timeout = Duration::from_secs(a.eval_timeout);
-        opts.log_root = result.run_dir.join("logs/run_evaluation");
-        opts.report_dir = result.run_dir.clone();
-        opts.progress = Some(progress_fn(&display, "eval: "));
-        opts.cancel = Some(cancel);
-        let summary = mend_swebench::evaluate(opts).await;
-        display.finish();
-        let summary = summary?;
-        let r = &summary.report;
-        eprintln!(
-            "resolved {}/{} ({:.1}%); report: {}",
-            r.resolved_instances,
-            r.total_instances,
-            100.0 * r.resolve_rate(),
-            summary.report_path.display()
-        );
-        if let Some(why) = nothing_graded(r) {
-            eprintln!("evaluation failed: {why}");
-            eval_failed = true;
-        }
+        eval_failed =
+            evaluate_run(opts, &result.run_dir, a.workers, a.eval_timeout, cancel).await?;
     }
     println!("{}", result.run_dir.display());
     Ok(if result.stopped.is_some() || s.errors > 0 || eval_failed {

@@ -163,7 +163,6 @@ pub async fn merge_cmd(
             .map(mend_swebench::MirrorDir::new)
             .unwrap_or_default();
         let images = super::image_source(&a.images, "official", &specs, mirrors)?;
-        let display = super::Display::new("evaluating");
         let mut opts = EvalOptions::new(
             dataset,
             PredictionsSource::File(out.join(mend_swebench::run::PREDICTIONS)),
@@ -175,25 +174,7 @@ pub async fn merge_cmd(
             instance_ids: merged.instance_ids.clone(),
             ..Default::default()
         };
-        opts.workers = a.workers.max(1);
-        opts.timeout = Duration::from_secs(a.eval_timeout);
-        opts.log_root = out.join("logs/run_evaluation");
-        opts.report_dir = out.clone();
-        opts.progress = Some(super::progress_fn(&display, "eval: "));
-        opts.cancel = Some(cancel);
-        let summary = mend_swebench::evaluate(opts).await;
-        display.finish();
-        let summary = summary?;
-        let r = &summary.report;
-        eprintln!(
-            "resolved {}/{} ({:.1}%); report: {}",
-            r.resolved_instances,
-            r.total_instances,
-            100.0 * r.resolve_rate(),
-            summary.report_path.display()
-        );
-        if let Some(why) = super::nothing_graded(r) {
-            eprintln!("evaluation failed: {why}");
+        if super::evaluate_run(opts, &out, a.workers, a.eval_timeout, cancel).await? {
             failed = true;
         }
     }
