@@ -1031,14 +1031,7 @@ impl Index {
             if !done.insert(source.to_string()) {
                 continue;
             }
-            let Some(cands) = self.by_file_name.get(&format!("{source}.py")) else {
-                continue;
-            };
-            let cands: Vec<usize> = cands
-                .iter()
-                .copied()
-                .filter(|&f| !self.files[f].info.is_test)
-                .collect();
+            let cands = self.source_files_named(source);
             // Nearest to the test's directory: most shared directory names.
             let dirs: Vec<&str> = p.split('/').collect();
             let shared = |f: usize| {
@@ -1061,6 +1054,19 @@ impl Index {
                 });
             }
         }
+    }
+
+    /// The non-test files called `{stem}.py`, wherever they are.
+    fn source_files_named(&self, stem: &str) -> Vec<usize> {
+        self.by_file_name
+            .get(&format!("{stem}.py"))
+            .map(|fs| {
+                fs.iter()
+                    .copied()
+                    .filter(|&f| !self.files[f].info.is_test)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Code names of the issue matched loosely: to file stems after dropping inflections
@@ -1088,14 +1094,7 @@ impl Index {
                 if !seen.insert(stem.clone()) {
                     continue;
                 }
-                let Some(cands) = self.by_file_name.get(&format!("{stem}.py")) else {
-                    continue;
-                };
-                let cands: Vec<usize> = cands
-                    .iter()
-                    .copied()
-                    .filter(|&f| !self.files[f].info.is_test)
-                    .collect();
+                let cands = self.source_files_named(&stem);
                 if cands.is_empty() || cands.len() > 3 {
                     continue;
                 }
