@@ -132,7 +132,8 @@ pub async fn run(
         candidates: args.candidates,
         judge: false,
         replays,
-        review: false,
+        // The recordings hold no review answers.
+        no_review: true,
         no_checks: false,
     };
     let code = crate::fix::run(fix, stop).await?;

@@ -87,10 +87,11 @@ pub struct FixArgs {
     /// One recording per attempt instead of --replay (the demo's three candidates).
     #[arg(skip)]
     pub replays: Vec<PathBuf>,
-    /// Once the checks pass, show the model its whole diff beside the issue for one more
-    /// round (confirm or revise; one more model call at least).
+    /// Skip the review round: by default, once the checks pass, the model is shown its
+    /// whole diff beside the issue and asked to confirm or revise it (one bounded round,
+    /// one more model call at least).
     #[arg(long)]
-    pub review: bool,
+    pub no_review: bool,
     /// Skip mend's own checks at submit: the reproduction runs, the regression guard and
     /// the base-commit run that tells failures the change did not cause.
     #[arg(long)]
@@ -262,7 +263,7 @@ pub async fn run(
         // The suite is found in each attempt's sandbox (the test command it detects).
         verify: (!args.no_checks).then(|| VerifyConfig {
             suite: None,
-            review: args.review,
+            review: !args.no_review,
             ..Default::default()
         }),
         ..Default::default()

@@ -192,10 +192,11 @@ pub struct RunArgs {
     /// guard, which chooses its tests from the index).
     #[arg(long)]
     pub no_index: bool,
-    /// Once the checks pass, show the model its whole diff beside the issue for one more
-    /// round (confirm or revise; one more model call at least).
+    /// Skip the review round: by default, once the checks pass, the model is shown its
+    /// whole diff beside the issue and asked to confirm or revise it (one bounded round,
+    /// one more model call at least).
     #[arg(long)]
-    pub review: bool,
+    pub no_review: bool,
     /// Skip mend's own checks at submit: the reproduction runs and the regression guard.
     #[arg(long)]
     pub no_checks: bool,
@@ -1038,7 +1039,7 @@ async fn run_cmd(
         network: a.network,
         // The suite is each instance's own (set per instance from the specs).
         verify: (!a.no_checks).then(|| mend_agent::VerifyConfig {
-            review: a.review,
+            review: !a.no_review,
             guard_timeout: Duration::from_secs(a.guard_timeout),
             ..Default::default()
         }),

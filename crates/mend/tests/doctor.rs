@@ -337,6 +337,7 @@ async fn fix_never_sends_the_window_probe() {
     let out = mend_with_config(
         &[
             "fix",
+            "--no-review",
             "--repo",
             &repo.path().display().to_string(),
             "--issue",
@@ -382,6 +383,7 @@ async fn fix_fails_early_with_the_doctors_message() {
     let out = mend(
         &[
             "fix",
+            "--no-review",
             "--repo",
             &repo.path().display().to_string(),
             "--issue",
@@ -420,6 +422,7 @@ async fn fix_against_a_silent_server_reports_progress_and_gives_up() {
     let out = mend_with_config(
         &[
             "fix",
+            "--no-review",
             "--repo",
             &repo.path().display().to_string(),
             "--issue",

@@ -100,7 +100,7 @@ both_sandboxes!(fixed_on_the_first_try, |sandbox| {
     fixture_repo("textkit", fresh.path());
     let replayed = saved.path().join("replayed.patch");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .args(["fix", "--repo"])
+        .args(["fix", "--no-review", "--repo"])
         .arg(fresh.path())
         .arg("--issue")
         .arg(format!(
@@ -444,6 +444,7 @@ async fn ctrl_c_writes_the_trajectory_and_removes_the_container() {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
         .args([
             "fix",
+            "--no-review",
             "--sandbox",
             "docker",
             "--model",
@@ -688,7 +689,7 @@ both_sandboxes!(an_overflow_is_condensed_and_the_run_replays, |sandbox| {
     fixture_repo("textkit", fresh.path());
     let again = saved.path().join("again.traj.json");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .args(["fix", "--repo"])
+        .args(["fix", "--no-review", "--repo"])
         .arg(fresh.path())
         .arg("--issue")
         .arg(format!(

@@ -28,7 +28,7 @@ fn issue_file() -> String {
 /// environment, the user's config directory at `xdg`.
 async fn mend_fix(args: &[String], env: &[(&str, &str)], xdg: &Path, cwd: Option<&Path>) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"));
-    cmd.arg("fix")
+    cmd.args(["fix", "--no-review"])
         .args(args)
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")

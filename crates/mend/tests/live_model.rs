@@ -143,7 +143,7 @@ fn assert_replays(run: &LiveRun, max_steps: usize) {
     let traj = out_dir.path().join("replayed.traj.json");
     let patch = out_dir.path().join("replayed.patch");
     let child = Command::new(mend())
-        .args(["fix", "--repo"])
+        .args(["fix", "--no-review", "--repo"])
         .arg(fresh.path())
         .arg("--issue")
         .arg(format!("@{}", issue_file().display()))

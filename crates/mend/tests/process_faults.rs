@@ -36,7 +36,14 @@ async fn fix_stopped_by(signal: &str) -> (Output, u32, Option<serde_json::Value>
     let out = tempfile::tempdir().unwrap();
     let traj = out.path().join("run.traj.json");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .args(["fix", "--sandbox", "docker", "--model", "test-model"])
+        .args([
+            "fix",
+            "--no-review",
+            "--sandbox",
+            "docker",
+            "--model",
+            "test-model",
+        ])
         .args([
             "--base-url",
             &server.base_url(),
@@ -177,6 +184,7 @@ fn run_args(run_id: &str, base_url: &str) -> Vec<String> {
     [
         "swebench",
         "run",
+        "--no-review",
         "--dataset",
         "instances.jsonl",
         "--run-id",
@@ -603,7 +611,14 @@ async fn a_closed_terminal_stops_fix_cleanly() {
     let traj = out.path().join("run.traj.json");
     let mut child = tokio::process::Command::new("python3")
         .args(["-c", PTY_RUNNER, env!("CARGO_BIN_EXE_mend")])
-        .args(["fix", "--sandbox", "docker", "--model", "test-model"])
+        .args([
+            "fix",
+            "--no-review",
+            "--sandbox",
+            "docker",
+            "--model",
+            "test-model",
+        ])
         .args([
             "--base-url",
             &server.base_url(),

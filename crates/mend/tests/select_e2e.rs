@@ -87,7 +87,7 @@ async fn fix(repo: &Path, extra: &[&str]) -> Run {
     let server = TestServer::with_handler(answer).await;
     let dir = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"))
-        .args(["fix", "--repo"])
+        .args(["fix", "--no-review", "--repo"])
         .arg(repo)
         .arg("--issue")
         .arg(format!(

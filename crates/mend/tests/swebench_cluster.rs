@@ -192,6 +192,7 @@ async fn a_merged_three_shard_batch_equals_the_same_batch_on_one_machine() {
         .args([
             "swebench",
             "run",
+            "--no-review",
             "--run-id",
             "single",
             "--workers",
@@ -210,7 +211,15 @@ async fn a_merged_three_shard_batch_equals_the_same_batch_on_one_machine() {
     let children: Vec<_> = (1..=3)
         .map(|i| {
             mend()
-                .args(["swebench", "run", "--run-id", "sharded", "--workers", "1"])
+                .args([
+                    "swebench",
+                    "run",
+                    "--no-review",
+                    "--run-id",
+                    "sharded",
+                    "--workers",
+                    "1",
+                ])
                 .args(["--shard", &format!("{i}/3")])
                 .args(&args)
                 .current_dir(w)
@@ -240,7 +249,15 @@ async fn a_merged_three_shard_batch_equals_the_same_batch_on_one_machine() {
 
     // Re-running a shard resumes it: nothing runs again.
     let out = mend()
-        .args(["swebench", "run", "--run-id", "sharded", "--shard", "2/3"])
+        .args([
+            "swebench",
+            "run",
+            "--no-review",
+            "--run-id",
+            "sharded",
+            "--shard",
+            "2/3",
+        ])
         .args(&args)
         .current_dir(w)
         .env_remove("OPENAI_API_KEY")

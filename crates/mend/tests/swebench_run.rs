@@ -95,6 +95,7 @@ async fn a_batch_run_survives_sigkill_and_resumes_then_evaluates_and_reports() {
         let mut v: Vec<String> = [
             "swebench",
             "run",
+            "--no-review",
             "--dataset",
             "instances.jsonl",
             "--run-id",

@@ -91,6 +91,7 @@ fn run(work: &Path, server: &TestServer, run_id: &str, model: &str, extra: &[&st
         .args([
             "swebench",
             "run",
+            "--no-review",
             "--dataset",
             "instances.jsonl",
             "--run-id",

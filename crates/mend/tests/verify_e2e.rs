@@ -37,7 +37,7 @@ fn verification(traj: &Value) -> &Value {
     v
 }
 
-/// `mend fix --review`: the agent writes its reproduction, fixes the bug and submits; the
+/// `mend fix` (its review on by default): the agent writes its reproduction, fixes the bug and submits; the
 /// review shows it the diff beside the issue and it revises (a docstring), then submits
 /// again. The reproduction failed on the base commit and passes on the patch, both
 /// recorded; it stays out of the patch; the trajectory replays to the same patch.
@@ -328,7 +328,6 @@ async fn swebench_regression_caught_repaired_and_the_review_confirms() {
             "gpt-4o-mini",
             "--base-url",
             &server.base_url(),
-            "--review",
             "--eval",
         ])
         .current_dir(work.path())

@@ -284,7 +284,7 @@ pub fn run_fix(
     let patch = dir.path().join("fix.patch");
     let started = Instant::now();
     let child = Command::new(mend)
-        .args(["fix", "--repo"])
+        .args(["fix", "--no-review", "--repo"])
         .arg(repo)
         .arg("--issue")
         .arg(format!("@{}", issue_file.display()))

@@ -115,8 +115,14 @@ pub async fn run_fix_env(
     } else {
         Some(issue)
     };
+    // Scripts answer no review round unless the test asks for one with "--review" (the
+    // review is on by default in `mend fix`; the flag only keeps this helper from turning it off).
+    let review = extra.contains(&"--review");
+    let extra: Vec<&str> = extra.iter().copied().filter(|a| *a != "--review").collect();
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mend"));
-    cmd.args(["fix", "--repo"])
+    cmd.arg("fix")
+        .args((!review).then_some("--no-review"))
+        .arg("--repo")
         .arg(repo)
         .args(issue.iter().flat_map(|i| ["--issue", i.as_str()]))
         .args(["--base-url", &server.base_url(), "--sandbox", sandbox])

@@ -141,6 +141,7 @@ pub async fn batch(work: &Path, run_id: &str, run: char, extra: &[&str]) {
         .args([
             "swebench",
             "run",
+            "--no-review",
             "--dataset",
             "instances.jsonl",
             "--run-id",
