@@ -292,6 +292,9 @@ fn tickets(subject: &str) -> Vec<String> {
     re.find_iter(subject).map(|m| m.as_str().to_string()).collect()
 }
 
+/// More commits than this on a merge's side line are not one pull request.
+const MAX_PR_COMMITS: usize = 100;
+
 /// (fork, head, extent) of the change `commit` belongs to.
 fn change_extent(
     git: &Git,
@@ -324,7 +327,19 @@ fn change_extent(
         ])?;
         if let Some(m) = merges.lines().next() {
             let ps = parents(git, m)?;
-            if ps.len() >= 2 && !git.ok(&["merge-base", "--is-ancestor", commit, &ps[0]])? {
+            // A pull request's branch is short; a long side line is another branch's history
+            // merged in (forks have such merges), not the change's extent.
+            let side = || -> Result<usize, SwebenchError> {
+                Ok(git
+                    .out(&["rev-list", "--count", &format!("{}..{}", ps[0], ps[1])])?
+                    .trim()
+                    .parse()
+                    .unwrap_or(usize::MAX))
+            };
+            if ps.len() >= 2
+                && !git.ok(&["merge-base", "--is-ancestor", commit, &ps[0]])?
+                && side()? <= MAX_PR_COMMITS
+            {
                 let fork = merge_base(&ps[0], &ps[1])?;
                 return Ok((fork, ps[1].clone(), format!("merge {}", &m[..m.len().min(12)])));
             }
@@ -434,7 +449,18 @@ pub fn recover_test_patch(
             ),
         );
     };
-    let (fork, head, extent) = change_extent(&git, &base, &commit, pr_number)?;
+    let (fork, head, extent) = match matched {
+        // A squash merge found by its number is the whole change.
+        BlobMatch::PrNumber { .. } => (
+            parents(&git, &commit)?
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| base.clone()),
+            commit.clone(),
+            "commits 1".to_string(),
+        ),
+        _ => change_extent(&git, &base, &commit, pr_number)?,
+    };
     let names = git.out(&["diff", "--name-only", "--no-renames", &fork, &head])?;
     let test_files: Vec<String> = names
         .lines()

@@ -925,12 +925,16 @@ fn recover_tests_cmd(a: RecoverTestsArgs) -> anyhow::Result<ExitCode> {
             report.exact,
             report.with_known_test_patch,
             100.0 * report.exact_rate,
-            report
-                .miss_causes
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            if report.miss_causes.is_empty() {
+                "none".to_string()
+            } else {
+                report
+                    .miss_causes
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         );
     }
     println!(
