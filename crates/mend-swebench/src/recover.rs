@@ -613,6 +613,8 @@ pub struct InstanceRecovery {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecoveryReport {
     pub records: usize,
+    /// Stopped before every record was looked at.
+    pub interrupted: bool,
     pub recovered: usize,
     /// Records without a `test_patch` that now have one.
     pub filled_in: usize,
@@ -680,10 +682,12 @@ pub fn parse_records(
 /// Recover the test patch of every record from its repository's mirror. Records without a
 /// `test_patch` get the recovered one; records with one keep it and are compared. Returns
 /// the records that have a test patch afterwards, and the report. `progress` sees each
-/// record as it is done.
+/// record as it is done; once `stop()` is true no further record is started (the report says
+/// `interrupted`).
 pub fn recover_records(
     records: Vec<serde_json::Map<String, serde_json::Value>>,
     mirrors: &crate::offline::MirrorDir,
+    stop: &dyn Fn() -> bool,
     mut progress: impl FnMut(&InstanceRecovery),
 ) -> Result<(Vec<serde_json::Map<String, serde_json::Value>>, RecoveryReport), SwebenchError> {
     let mut report = RecoveryReport {
@@ -693,6 +697,10 @@ pub fn recover_records(
     let mut git_dirs: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
     let mut out = Vec::new();
     for mut rec in records {
+        if stop() {
+            report.interrupted = true;
+            break;
+        }
         let s = |k: &str| rec.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let (id, repo, base, gold) = (s("instance_id"), s("repo"), s("base_commit"), s("patch"));
         let known = Some(s("test_patch")).filter(|t| !t.trim().is_empty());

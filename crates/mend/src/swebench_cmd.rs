@@ -287,6 +287,10 @@ pub struct MineArgs {
     /// Where the before/after runs' logs go.
     #[arg(long, value_name = "DIR", default_value = "logs/mine")]
     pub log_dir: PathBuf,
+    /// Runs of each of before and after; a test whose outcome changes between them is
+    /// flaky and left out of both lists (1: no flakiness check).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub repeats: u16,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
@@ -325,7 +329,7 @@ pub async fn run(
     let result = match cmd {
         SwebenchCmd::Eval(a) => eval(*a, stop.clone()).await,
         SwebenchCmd::Mine(a) => mine_cmd(*a, stop.clone()).await,
-        SwebenchCmd::RecoverTests(a) => recover_tests_cmd(a),
+        SwebenchCmd::RecoverTests(a) => recover_tests_cmd(a, stop.clone()),
         SwebenchCmd::Run(a) => run_cmd(*a, stop.clone()).await,
         SwebenchCmd::Report(a) => report_cmd(a),
         SwebenchCmd::Merge(a) => cluster::merge_cmd(*a, stop.clone()).await,
@@ -807,11 +811,13 @@ async fn mine_cmd(
     opts.workers = a.workers.max(1);
     opts.timeout = Duration::from_secs(a.timeout);
     opts.run_id = a.run_id.clone();
+    opts.repeats = usize::from(a.repeats);
     opts.progress = Some(progress_fn(&display, ""));
     opts.cancel = Some(cancel.clone());
     eprintln!(
-        "running the tests of {} candidate(s) before and after their fix",
-        candidates.len()
+        "running the tests of {} candidate(s) before and after their fix, {} time(s) each",
+        candidates.len(),
+        a.repeats
     );
     let mined = mine::fill_test_lists(candidates, &opts).await;
     display.finish();
@@ -825,6 +831,13 @@ async fn mine_cmd(
     for d in &mined.dropped {
         eprintln!("dropped {}: {}", d.instance_id, d.reason);
     }
+    for (id, tests) in &mined.flaky {
+        eprintln!(
+            "flaky in {id} (outcome changed between runs, left out): {}",
+            tests.join(", ")
+        );
+    }
+    let flaky: usize = mined.flaky.values().map(Vec::len).sum();
     dropped.extend(mined.dropped.iter().cloned());
     mine::write_jsonl(&a.out, &mined.instances)?;
     if let Some(p) = &a.dropped {
@@ -848,15 +861,20 @@ async fn mine_cmd(
         );
     }
     println!(
-        "mined {} instance(s), dropped {}; written to {}",
+        "mined {} instance(s), dropped {}; {flaky} flaky test(s) left out in {} instance(s) ({} runs each of before and after); written to {}",
         mined.instances.len(),
         dropped.len(),
+        mined.flaky.len(),
+        a.repeats,
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-fn recover_tests_cmd(a: RecoverTestsArgs) -> anyhow::Result<ExitCode> {
+fn recover_tests_cmd(
+    a: RecoverTestsArgs,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<ExitCode> {
     use mend_swebench::recover;
     let text = std::fs::read_to_string(&a.instances)
         .with_context(|| format!("reading {}", a.instances.display()))?;
@@ -893,7 +911,7 @@ fn recover_tests_cmd(a: RecoverTestsArgs) -> anyhow::Result<ExitCode> {
     let mirrors = MirrorDir::new(a.repo_mirrors.clone());
     let total = records.len();
     let mut done = 0;
-    let (out, report) = recover::recover_records(records, &mirrors, |r| {
+    let (out, report) = recover::recover_records(records, &mirrors, &|| *stop.borrow(), |r| {
         done += 1;
         let what = match (&r.not_recovered, &r.cause) {
             (Some(n), _) => format!("not recovered: {}", n.detail),
@@ -918,6 +936,9 @@ fn recover_tests_cmd(a: RecoverTestsArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &a.report {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if report.interrupted {
+        eprintln!("interrupted: the figures and the file cover the records done so far");
     }
     if report.with_known_test_patch > 0 {
         println!(
