@@ -759,14 +759,22 @@ mod build_log_tests {
         for i in 0..50 {
             log.push(format!("Collecting package{i}"));
         }
-        log.push("astropy/_erfa.c:12:10: fatal error: longintrepr.h: No such file or directory".into());
+        log.push(
+            "astropy/_erfa.c:12:10: fatal error: longintrepr.h: No such file or directory".into(),
+        );
         for i in 0..200 {
             log.push(format!("  pip traceback line {i}"));
         }
         let text = log.failure_text();
         assert!(text.contains("fatal error: longintrepr.h"), "{text}");
-        assert!(text.contains("Collecting package49"), "context before: {text}");
-        assert!(text.contains("pip traceback line 3"), "context after: {text}");
+        assert!(
+            text.contains("Collecting package49"),
+            "context before: {text}"
+        );
+        assert!(
+            text.contains("pip traceback line 3"),
+            "context after: {text}"
+        );
         assert!(text.ends_with("pip traceback line 199"), "{text}");
         assert!(!text.contains("Collecting package10\n"), "{text}");
         // An error already in the tail is not repeated.

@@ -246,7 +246,11 @@ pub async fn fill_test_lists(
     // Run k of a phase: `<run_id>-before`, then `-before-2`, ... (the first keeps its old name).
     let mut runs: Vec<(&str, String, &str, bool)> = Vec::new();
     for k in 1..=opts.repeats.max(1) {
-        let suffix = if k == 1 { String::new() } else { format!("-{k}") };
+        let suffix = if k == 1 {
+            String::new()
+        } else {
+            format!("-{k}")
+        };
         runs.push(("before", suffix.clone(), "mend-mine-before", true));
         runs.push(("after", suffix, "mend-mine-after", false));
     }
@@ -314,7 +318,9 @@ pub async fn fill_test_lists(
                 (None, _) => Err(format!("the {phase} run did not happen")),
             };
             // The first failed run decides: later runs of a broken instance add nothing.
-            let entry = phase_maps.entry(id.clone()).or_insert_with(|| Ok(Vec::new()));
+            let entry = phase_maps
+                .entry(id.clone())
+                .or_insert_with(|| Ok(Vec::new()));
             if let Ok(list) = entry {
                 match result {
                     Ok(m) => list.push(m),
@@ -386,7 +392,8 @@ pub async fn fill_test_lists(
 pub fn flaky_tests(before: &[StatusMap], after: &[StatusMap]) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     for runs in [before, after] {
-        let names: std::collections::BTreeSet<&String> = runs.iter().flat_map(|m| m.keys()).collect();
+        let names: std::collections::BTreeSet<&String> =
+            runs.iter().flat_map(|m| m.keys()).collect();
         for name in names {
             let mut outcomes = runs.iter().map(|m| test_passed(name, m));
             if let Some(first) = outcomes.next()

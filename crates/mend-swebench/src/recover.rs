@@ -41,7 +41,10 @@ pub struct NotRecovered {
     pub detail: String,
 }
 
-fn none(cause: &'static str, detail: String) -> Result<Result<Recovered, NotRecovered>, SwebenchError> {
+fn none(
+    cause: &'static str,
+    detail: String,
+) -> Result<Result<Recovered, NotRecovered>, SwebenchError> {
     Ok(Err(NotRecovered { cause, detail }))
 }
 
@@ -169,7 +172,9 @@ fn post_images(
     }
     let mut args = vec!["ls-files", "-s", "--"];
     args.extend(files.iter().map(String::as_str));
-    let listed = git.run(&args, None, &env)?.map_err(SwebenchError::Invalid)?;
+    let listed = git
+        .run(&args, None, &env)?
+        .map_err(SwebenchError::Invalid)?;
     let mut out: BTreeMap<String, Option<String>> =
         files.iter().map(|f| (f.clone(), None)).collect();
     for line in listed.lines() {
@@ -289,7 +294,9 @@ fn parents(git: &Git, commit: &str) -> Result<Vec<String>, SwebenchError> {
 /// `#123` tokens of a commit subject (Django's ticket references).
 fn tickets(subject: &str) -> Vec<String> {
     let re = regex::Regex::new(r"#\d+\b").expect("valid regex");
-    re.find_iter(subject).map(|m| m.as_str().to_string()).collect()
+    re.find_iter(subject)
+        .map(|m| m.as_str().to_string())
+        .collect()
 }
 
 /// More commits than this on a merge's side line are not one pull request.
@@ -308,8 +315,11 @@ fn change_extent(
     // The pull request's own head, when the mirror has it and it holds the commit.
     if let Some(n) = pr_number {
         let r = format!("refs/pull/{n}/head");
-        if let Ok(head) = git.run(&["rev-parse", "--verify", &format!("{r}^{{commit}}")], None, &[])?
-            && git.ok(&["merge-base", "--is-ancestor", commit, head.trim()])?
+        if let Ok(head) = git.run(
+            &["rev-parse", "--verify", &format!("{r}^{{commit}}")],
+            None,
+            &[],
+        )? && git.ok(&["merge-base", "--is-ancestor", commit, head.trim()])?
         {
             let head = head.trim().to_string();
             return Ok((merge_base(base, &head)?, head, format!("pr-ref {r}")));
@@ -341,7 +351,11 @@ fn change_extent(
                 && side()? <= MAX_PR_COMMITS
             {
                 let fork = merge_base(&ps[0], &ps[1])?;
-                return Ok((fork, ps[1].clone(), format!("merge {}", &m[..m.len().min(12)])));
+                return Ok((
+                    fork,
+                    ps[1].clone(),
+                    format!("merge {}", &m[..m.len().min(12)]),
+                ));
             }
         }
         // Landed on the main line: widen over the preceding commits naming the same ticket.
@@ -388,12 +402,7 @@ fn change_extent(
 }
 
 /// Does `test_patch` apply to `base` once `gold` is applied?
-fn applies_at(
-    git: &Git,
-    base: &str,
-    gold: &str,
-    test_patch: &str,
-) -> Result<bool, SwebenchError> {
+fn applies_at(git: &Git, base: &str, gold: &str, test_patch: &str) -> Result<bool, SwebenchError> {
     let scratch = tempfile::tempdir().map_err(SwebenchError::io("making a scratch directory"))?;
     let index = scratch.path().join("index");
     let env = [("GIT_INDEX_FILE", index.as_path())];
@@ -424,7 +433,11 @@ pub fn recover_test_patch(
         );
     }
     let base = match git.run(
-        &["rev-parse", "--verify", &format!("{base_commit}^{{commit}}")],
+        &[
+            "rev-parse",
+            "--verify",
+            &format!("{base_commit}^{{commit}}"),
+        ],
         None,
         &[],
     )? {
@@ -689,7 +702,13 @@ pub fn recover_records(
     mirrors: &crate::offline::MirrorDir,
     stop: &dyn Fn() -> bool,
     mut progress: impl FnMut(&InstanceRecovery),
-) -> Result<(Vec<serde_json::Map<String, serde_json::Value>>, RecoveryReport), SwebenchError> {
+) -> Result<
+    (
+        Vec<serde_json::Map<String, serde_json::Value>>,
+        RecoveryReport,
+    ),
+    SwebenchError,
+> {
     let mut report = RecoveryReport {
         records: records.len(),
         ..Default::default()
@@ -701,7 +720,12 @@ pub fn recover_records(
             report.interrupted = true;
             break;
         }
-        let s = |k: &str| rec.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let s = |k: &str| {
+            rec.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
         let (id, repo, base, gold) = (s("instance_id"), s("repo"), s("base_commit"), s("patch"));
         let known = Some(s("test_patch")).filter(|t| !t.trim().is_empty());
         let git_dir = match git_dirs.get(&repo) {
@@ -739,7 +763,10 @@ pub fn recover_records(
                     report.compared += 1;
                     report.exact += usize::from(cmp.exact);
                     if !cmp.exact {
-                        *report.miss_causes.entry(cmp.cause().to_string()).or_default() += 1;
+                        *report
+                            .miss_causes
+                            .entry(cmp.cause().to_string())
+                            .or_default() += 1;
                     }
                     row.cause = Some(cmp.cause().to_string());
                     row.comparison = Some(cmp);
@@ -759,9 +786,15 @@ pub fn recover_records(
                 out.push(rec);
             }
             Err(why) => {
-                *report.not_recovered.entry(why.cause.to_string()).or_default() += 1;
+                *report
+                    .not_recovered
+                    .entry(why.cause.to_string())
+                    .or_default() += 1;
                 if known.is_some() {
-                    *report.miss_causes.entry("nothing recovered".into()).or_default() += 1;
+                    *report
+                        .miss_causes
+                        .entry("nothing recovered".into())
+                        .or_default() += 1;
                     out.push(rec);
                 }
                 row.not_recovered = Some(why);

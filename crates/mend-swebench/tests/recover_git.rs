@@ -56,7 +56,11 @@ fn new_repo(dir: &Path) -> String {
     git(dir, &["init", "-q", "-b", "main"]);
     commit(
         dir,
-        &[("calc.py", CALC), ("tests/test_calc.py", TESTS), ("README", "calc\n")],
+        &[
+            ("calc.py", CALC),
+            ("tests/test_calc.py", TESTS),
+            ("README", "calc\n"),
+        ],
         "Initial",
     )
 }
@@ -67,17 +71,27 @@ fn a_ticket_landed_as_two_commits_gives_both_test_changes() {
     let dir = work.path().join("repo");
     let base = new_repo(&dir);
     let t1 = format!("{TESTS}\n\ndef test_mul_zero():\n    assert mul(0, 3) == 0\n");
-    commit(&dir, &[("tests/test_calc.py", &t1)], "Refs #7 -- Added a test for mul().");
+    commit(
+        &dir,
+        &[("tests/test_calc.py", &t1)],
+        "Refs #7 -- Added a test for mul().",
+    );
     let t2 = format!("{t1}\n\ndef test_add():\n    assert add(1, 2) == 3\n");
     let fix = commit(
         &dir,
-        &[("calc.py", &CALC.replace("a - b", "a + b")), ("tests/test_calc.py", &t2)],
+        &[
+            ("calc.py", &CALC.replace("a - b", "a + b")),
+            ("tests/test_calc.py", &t2),
+        ],
         "Fixed #7 -- Made add() add.",
     );
     // Later work on the same files must not count.
     commit(
         &dir,
-        &[("calc.py", &CALC.replace("a - b", "b + a")), ("tests/test_calc.py", &format!("{t2}# end\n"))],
+        &[
+            ("calc.py", &CALC.replace("a - b", "b + a")),
+            ("tests/test_calc.py", &format!("{t2}# end\n")),
+        ],
         "Refs #8 -- Reordered.",
     );
     let gold = published_diff(&dir, &base, &fix, &["calc.py"]);
@@ -104,12 +118,33 @@ fn a_merged_branch_gives_the_whole_branch_and_a_foreign_gold_patch_gives_a_reaso
     git(&dir, &["checkout", "-q", "-b", "fix-add"]);
     let fixed = CALC.replace("a - b", "a + b");
     let t1 = format!("{TESTS}\n\ndef test_add():\n    assert add(1, 2) == 3\n");
-    let fix = commit(&dir, &[("calc.py", &fixed), ("tests/test_calc.py", &t1)], "Fix add");
+    let fix = commit(
+        &dir,
+        &[("calc.py", &fixed), ("tests/test_calc.py", &t1)],
+        "Fix add",
+    );
     let t2 = format!("{t1}\n\ndef test_add_negative():\n    assert add(-1, -2) == -3\n");
-    let pr_head = commit(&dir, &[("tests/test_calc.py", &t2), ("tests/data/cases.txt", "1 2 3\n")], "More tests");
+    let pr_head = commit(
+        &dir,
+        &[
+            ("tests/test_calc.py", &t2),
+            ("tests/data/cases.txt", "1 2 3\n"),
+        ],
+        "More tests",
+    );
     git(&dir, &["checkout", "-q", "main"]);
     commit(&dir, &[("README", "calc, a calculator\n")], "Docs");
-    git(&dir, &["merge", "-q", "--no-ff", "-m", "Merge pull request #12", "fix-add"]);
+    git(
+        &dir,
+        &[
+            "merge",
+            "-q",
+            "--no-ff",
+            "-m",
+            "Merge pull request #12",
+            "fix-add",
+        ],
+    );
     git(&dir, &["branch", "-q", "-D", "fix-add"]);
     let gold = published_diff(&dir, &base, &fix, &["calc.py"]);
     let known = published_diff(&dir, &base, &pr_head, &["tests"]);
@@ -128,20 +163,33 @@ fn a_merged_branch_gives_the_whole_branch_and_a_foreign_gold_patch_gives_a_reaso
     assert_eq!(r.head, pr_head);
     assert_eq!(r.fork, base);
     assert!(r.extent.starts_with("merge "), "{}", r.extent);
-    assert_eq!(r.test_files, vec!["tests/data/cases.txt", "tests/test_calc.py"]);
+    assert_eq!(
+        r.test_files,
+        vec!["tests/data/cases.txt", "tests/test_calc.py"]
+    );
     assert!(compare(&r.test_patch, &known).exact, "{}", r.test_patch);
 
     // A gold patch no commit holds: nothing recovered, and why.
-    let foreign = published_diff(&dir, &base, &fix, &["calc.py"]).replace("+    return a + b", "+    return b + a");
-    let e = recover_test_patch(&bare, &base, &foreign, None).unwrap().unwrap_err();
+    let foreign = published_diff(&dir, &base, &fix, &["calc.py"])
+        .replace("+    return a + b", "+    return b + a");
+    let e = recover_test_patch(&bare, &base, &foreign, None)
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.cause, "no commit holds the gold post-images");
     // One that does not apply at base_commit.
     let broken = gold.replace("-    return a - b", "-    return a / b");
-    let e = recover_test_patch(&bare, &base, &broken, None).unwrap().unwrap_err();
-    assert_eq!(e.cause, "gold patch does not apply at base_commit", "{e:?}");
-    let e = recover_test_patch(&bare, "0123456789abcdef0123456789abcdef01234567", &gold, None)
+    let e = recover_test_patch(&bare, &base, &broken, None)
         .unwrap()
         .unwrap_err();
+    assert_eq!(e.cause, "gold patch does not apply at base_commit", "{e:?}");
+    let e = recover_test_patch(
+        &bare,
+        "0123456789abcdef0123456789abcdef01234567",
+        &gold,
+        None,
+    )
+    .unwrap()
+    .unwrap_err();
     assert_eq!(e.cause, "base_commit not in the mirror");
 }
 
@@ -162,7 +210,10 @@ fn a_squash_merge_after_the_file_moved_on_is_found_by_its_pr_number() {
     let t = format!("{TESTS}\n\ndef test_add():\n    assert add(1, 2) == 3\n");
     let squash = commit(
         &dir,
-        &[("calc.py", &moved.replace("a - b", "a + b")), ("tests/test_calc.py", &t)],
+        &[
+            ("calc.py", &moved.replace("a - b", "a + b")),
+            ("tests/test_calc.py", &t),
+        ],
         "FIX add() (#31)",
     );
     let r = recover_test_patch(&dir.join(".git"), &base, &gold, Some(31))
@@ -170,9 +221,15 @@ fn a_squash_merge_after_the_file_moved_on_is_found_by_its_pr_number() {
         .unwrap_or_else(|e| panic!("not recovered: {e:?}"));
     assert_eq!(r.matched, BlobMatch::PrNumber { number: 31 });
     assert_eq!(r.head, squash);
-    assert!(r.test_patch.contains("+def test_add():"), "{}", r.test_patch);
+    assert!(
+        r.test_patch.contains("+def test_add():"),
+        "{}",
+        r.test_patch
+    );
     assert!(r.applies_at_base);
     // Without the number, the post-image is nowhere.
-    let e = recover_test_patch(&dir.join(".git"), &base, &gold, None).unwrap().unwrap_err();
+    let e = recover_test_patch(&dir.join(".git"), &base, &gold, None)
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.cause, "no commit holds the gold post-images");
 }

@@ -897,7 +897,11 @@ fn recover_tests_cmd(
             bail!(
                 "{what}: not in {}: {}",
                 a.instances.display(),
-                unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         records.retain(|r| wanted.contains(&str_of(r, key)));
@@ -915,7 +919,10 @@ fn recover_tests_cmd(
         done += 1;
         let what = match (&r.not_recovered, &r.cause) {
             (Some(n), _) => format!("not recovered: {}", n.detail),
-            (None, Some(c)) => format!("{c} vs the known test_patch ({})", r.extent.as_deref().unwrap_or("")),
+            (None, Some(c)) => format!(
+                "{c} vs the known test_patch ({})",
+                r.extent.as_deref().unwrap_or("")
+            ),
             (None, None) => format!(
                 "recovered, {} test file(s) ({})",
                 r.test_files.len(),

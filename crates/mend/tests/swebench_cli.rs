@@ -513,7 +513,10 @@ fn mine_leaves_out_tests_whose_outcome_changes_between_runs() {
         .map(|i| format!("test_coin_{i} (tests.test_calc.TestCalc.test_coin_{i})"))
         .filter(|t| !f2p.contains(t) && !p2p.contains(t))
         .collect();
-    assert!(!left_out.is_empty(), "no flaky test was caught: {f2p:?} {p2p:?}");
+    assert!(
+        !left_out.is_empty(),
+        "no flaky test was caught: {f2p:?} {p2p:?}"
+    );
     for t in &left_out {
         assert!(stderr.contains(t.as_str()), "{t} not reported: {stderr}");
     }
@@ -526,7 +529,12 @@ fn mine_leaves_out_tests_whose_outcome_changes_between_runs() {
         text(&out)
     );
     // Three runs of each phase, each in its own run directory.
-    for run in ["mine-before", "mine-before-2", "mine-before-3", "mine-after-3"] {
+    for run in [
+        "mine-before",
+        "mine-before-2",
+        "mine-before-3",
+        "mine-after-3",
+    ] {
         assert!(work.path().join("logs/mine").join(run).is_dir(), "{run}");
     }
 }
@@ -556,7 +564,11 @@ fn recover_tests_fills_in_and_compares_test_patches() {
         }
         v.to_string() + "\n"
     };
-    std::fs::write(&records, rec("mendtest__calc-5", None) + &rec("mendtest__calc-6", Some(&known))).unwrap();
+    std::fs::write(
+        &records,
+        rec("mendtest__calc-5", None) + &rec("mendtest__calc-6", Some(&known)),
+    )
+    .unwrap();
     let mirror_dir = mirrors(work.path(), &repo_dir);
     let out_file = work.path().join("out.jsonl");
     let report = work.path().join("report.json");
@@ -576,8 +588,14 @@ fn recover_tests_fills_in_and_compares_test_patches() {
     let out = run(&records);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("known test patches: 1 exact of 1 (100.0%)"), "{stdout}");
-    assert!(stdout.contains("2 of 2 record(s) got a test patch (1 filled in)"), "{stdout}");
+    assert!(
+        stdout.contains("known test patches: 1 exact of 1 (100.0%)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 of 2 record(s) got a test patch (1 filled in)"),
+        "{stdout}"
+    );
     let lines: Vec<Value> = std::fs::read_to_string(&out_file)
         .unwrap()
         .lines()
@@ -586,8 +604,15 @@ fn recover_tests_fills_in_and_compares_test_patches() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["extra"], 1, "other fields are kept");
     let tp = lines[0]["test_patch"].as_str().unwrap();
-    assert!(tp.contains("+    def test_add(self):") && !tp.contains("calc.py b/calc.py"), "{tp}");
-    assert_eq!(lines[1]["test_patch"].as_str().unwrap(), known, "a known test_patch is kept");
+    assert!(
+        tp.contains("+    def test_add(self):") && !tp.contains("calc.py b/calc.py"),
+        "{tp}"
+    );
+    assert_eq!(
+        lines[1]["test_patch"].as_str().unwrap(),
+        known,
+        "a known test_patch is kept"
+    );
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["exact"], 1);
     assert_eq!(r["filled_in"], 1);
@@ -596,11 +621,19 @@ fn recover_tests_fills_in_and_compares_test_patches() {
     // A record without base_commit: the line and the field are named, nothing written.
     std::fs::remove_file(&out_file).unwrap();
     let bad = work.path().join("bad.jsonl");
-    std::fs::write(&bad, rec("mendtest__calc-5", None) + "{\"instance_id\": \"x\", \"repo\": \"mendtest/calc\", \"patch\": \"p\"}\n").unwrap();
+    std::fs::write(
+        &bad,
+        rec("mendtest__calc-5", None)
+            + "{\"instance_id\": \"x\", \"repo\": \"mendtest/calc\", \"patch\": \"p\"}\n",
+    )
+    .unwrap();
     let out = run(&bad);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 2") && stderr.contains("base_commit"), "{stderr}");
+    assert!(
+        stderr.contains("line 2") && stderr.contains("base_commit"),
+        "{stderr}"
+    );
     assert!(!out_file.exists());
 }
 
