@@ -261,25 +261,36 @@ fn matching_commit(
             }
         }
     }
-    if let Some(number) = pr_number {
-        let not_base = format!("^{base}");
-        let grep = format!("#{number}([^0-9]|$)");
-        let mut args = vec![
-            "rev-list",
-            "--reverse",
-            "-E",
-            "--grep",
-            &grep,
-            "HEAD",
-            &not_base,
-            "--",
-        ];
-        args.extend(post.keys().map(String::as_str));
-        if let Some(c) = git.out(&args)?.lines().next() {
-            return Ok(Some((c.to_string(), BlobMatch::PrNumber { number })));
-        }
+    if let Some(number) = pr_number
+        && let Some(c) = pr_number_commit(git, base, post, number)?
+    {
+        return Ok(Some((c, BlobMatch::PrNumber { number })));
     }
     Ok(best.map(|(c, matched)| (c, BlobMatch::Partial { matched, files })))
+}
+
+/// The first commit on the default branch after `base` that changes the gold files and
+/// whose message names pull request `number` (`(#N)`: a squash merge).
+fn pr_number_commit(
+    git: &Git,
+    base: &str,
+    post: &BTreeMap<String, Option<String>>,
+    number: u64,
+) -> Result<Option<String>, SwebenchError> {
+    let not_base = format!("^{base}");
+    let grep = format!("#{number}([^0-9]|$)");
+    let mut args = vec![
+        "rev-list",
+        "--reverse",
+        "-E",
+        "--grep",
+        &grep,
+        "HEAD",
+        &not_base,
+        "--",
+    ];
+    args.extend(post.keys().map(String::as_str));
+    Ok(git.out(&args)?.lines().next().map(str::to_string))
 }
 
 fn parents(git: &Git, commit: &str) -> Result<Vec<String>, SwebenchError> {
@@ -462,17 +473,49 @@ pub fn recover_test_patch(
             ),
         );
     };
+    let found = test_patch_of(&git, &base, gold_patch, &commit, matched.clone(), pr_number)?;
+    // A test patch that does not apply at base_commit means the extent went wrong (a merge of
+    // another branch taken for the PR's); the squash commit naming the PR, when there is one
+    // (often the very commit found), is tried alone instead.
+    if let (Ok(r), Some(number)) = (&found, pr_number)
+        && !r.applies_at_base
+        && !matches!(matched, BlobMatch::PrNumber { .. })
+        && let Some(c) = pr_number_commit(&git, &base, &post, number)?
+        && let Ok(other) = test_patch_of(
+            &git,
+            &base,
+            gold_patch,
+            &c,
+            BlobMatch::PrNumber { number },
+            pr_number,
+        )?
+        && other.applies_at_base
+    {
+        return Ok(Ok(other));
+    }
+    Ok(found)
+}
+
+/// The test patch of the change `commit` (matched to the gold patch by `matched`) belongs to.
+fn test_patch_of(
+    git: &Git,
+    base: &str,
+    gold_patch: &str,
+    commit: &str,
+    matched: BlobMatch,
+    pr_number: Option<u64>,
+) -> Result<Result<Recovered, NotRecovered>, SwebenchError> {
     let (fork, head, extent) = match matched {
         // A squash merge found by its number is the whole change.
         BlobMatch::PrNumber { .. } => (
-            parents(&git, &commit)?
+            parents(git, commit)?
                 .into_iter()
                 .next()
-                .unwrap_or_else(|| base.clone()),
-            commit.clone(),
+                .unwrap_or_else(|| base.to_string()),
+            commit.to_string(),
             "commits 1".to_string(),
         ),
-        _ => change_extent(&git, &base, &commit, pr_number)?,
+        _ => change_extent(git, base, commit, pr_number)?,
     };
     let names = git.out(&["diff", "--name-only", "--no-renames", &fork, &head])?;
     let test_files: Vec<String> = names
@@ -499,7 +542,7 @@ pub fn recover_test_patch(
     ];
     args.extend(test_files.iter().map(String::as_str));
     let test_patch = git.out(&args)?;
-    let applies_at_base = applies_at(&git, &base, gold_patch, &test_patch)?;
+    let applies_at_base = applies_at(git, base, gold_patch, &test_patch)?;
     Ok(Ok(Recovered {
         test_patch,
         test_files,

@@ -233,3 +233,56 @@ fn a_squash_merge_after_the_file_moved_on_is_found_by_its_pr_number() {
         .unwrap_err();
     assert_eq!(e.cause, "no commit holds the gold post-images");
 }
+
+/// A fork whose default branch merged upstream in as a second parent (as the scikit-learn
+/// fork did): the squash commit looks like a PR branch of that merge, and its extent then
+/// starts before base_commit, so the test patch does not apply there. The commit naming the
+/// PR number, taken alone, gives the one that does.
+#[test]
+fn a_test_patch_that_does_not_apply_falls_back_to_the_commit_naming_the_pr() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("repo");
+    let c0 = new_repo(&dir);
+    let t1 = format!("{TESTS}\n\ndef test_mul_one():\n    assert mul(1, 3) == 3\n");
+    let base = commit(
+        &dir,
+        &[("tests/test_calc.py", &t1)],
+        "Test mul by one (#39)",
+    );
+    let t2 = format!("{t1}\n\ndef test_add():\n    assert add(1, 2) == 3\n");
+    let squash = commit(
+        &dir,
+        &[
+            ("calc.py", &CALC.replace("a - b", "a + b")),
+            ("tests/test_calc.py", &t2),
+        ],
+        "Fix add() (#40)",
+    );
+    let gold = published_diff(&dir, &base, &squash, &["calc.py"]);
+    let known = published_diff(&dir, &base, &squash, &["tests/test_calc.py"]);
+    git(&dir, &["checkout", "-q", "-b", "fork", &c0]);
+    commit(&dir, &[("README", "the fork\n")], "Fork readme");
+    git(
+        &dir,
+        &["merge", "-q", "--no-ff", "-m", "Merge upstream", "main"],
+    );
+    git(&dir, &["branch", "-q", "-D", "main"]);
+
+    let r = recover_test_patch(&dir.join(".git"), &base, &gold, Some(40))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("not recovered: {e:?}"));
+    assert_eq!(r.matched, BlobMatch::PrNumber { number: 40 });
+    assert_eq!(
+        (r.head.as_str(), r.fork.as_str()),
+        (squash.as_str(), base.as_str())
+    );
+    assert!(r.applies_at_base);
+    assert!(compare(&r.test_patch, &known).exact, "{}", r.test_patch);
+    // Without the number the merge's extent stands, and the result says it does not apply.
+    let r = recover_test_patch(&dir.join(".git"), &base, &gold, None)
+        .unwrap()
+        .unwrap();
+    assert!(r.extent.starts_with("merge "), "{}", r.extent);
+    assert_eq!(r.fork, c0);
+    assert!(!r.applies_at_base);
+}
