@@ -68,10 +68,21 @@ bench-index MIRRORS:
     cargo bench -p mend-index --bench index -- {{MIRRORS}}
 # Validate the SWE-bench harness on real instances built offline: mine their test lists,
 # evaluate gold and empty patches -> target/bench/gold.json (table printed).
+# Instances with official lists (OFFICIAL=FILE, default ../shared/data/swe-bench-verified.official-tests.jsonl)
+# are graded with them; mined lists are compared with them (docker/swebench/bench/official_lists.py,
+# tested by `python3 -m unittest discover -s docker/swebench/bench`).
 # e.g. just bench-gold ../shared/data/swe-bench-verified.dev.jsonl ../mirrors --repos sympy/sympy
 bench-gold INSTANCES MIRRORS *ARGS: setup
     cargo build --release -p mend
     python3 docker/swebench/bench/bench_gold.py {{INSTANCES}} {{MIRRORS}} {{ARGS}}
+
+# Test patches recovered from history for records without one (the upstream change holding the
+# gold patch's post-image blobs, widened to its PR); records with a known test_patch are
+# compared -> target/bench/test-patch-recovery.json (records with a test patch: target/bench/recovered.jsonl)
+# e.g. just bench-recover ../shared/data/swe-bench-verified.dev.jsonl /work/bench-mirrors
+bench-recover INSTANCES MIRRORS *ARGS:
+    cargo build -p mend
+    target/debug/mend swebench recover-tests --instances {{INSTANCES}} --repo-mirrors {{MIRRORS}} --out target/bench/recovered.jsonl --report target/bench/test-patch-recovery.json {{ARGS}}
 
 # mend's evaluation vs the official harness (PyPI swebench 4.1.0 in SWEBENCH_VENV) on the
 # instances bench-gold validated, serial and 2 workers -> target/bench/harness.json

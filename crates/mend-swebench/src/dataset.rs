@@ -241,7 +241,10 @@ pub fn gold_predictions(instances: &[Instance]) -> Vec<Prediction> {
 }
 
 /// Split the text into JSON values with the line each starts on.
-fn parse_records(text: &str, source_name: &str) -> Result<Vec<(usize, Value)>, SwebenchError> {
+pub(crate) fn parse_records(
+    text: &str,
+    source_name: &str,
+) -> Result<Vec<(usize, Value)>, SwebenchError> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let v: Value =

@@ -604,15 +604,18 @@ fn short_hash(s: &str) -> String {
         .to_string()
 }
 
-/// `docker build -t TAG [ARGS] DIR`, streaming its output to `progress`.
+/// `docker build -t TAG [ARGS] DIR`, streaming its output to `progress`. The whole output
+/// goes to DIR.build.log (beside the context, not in it); a failure's message holds the lines that name an error (a compiler's
+/// `error:` scrolls far above the tail pip prints after it) and the tail.
 pub async fn docker_build(
     tag: &str,
     dir: &Path,
     args: &[&str],
     progress: ImageProgress<'_>,
 ) -> Result<(), String> {
+    // --force-rm: a failed step's intermediate container is removed too (not only on success).
     let mut child = tokio::process::Command::new("docker")
-        .args(["build", "-t", tag])
+        .args(["build", "--force-rm", "-t", tag])
         .args(args)
         .arg(".")
         .current_dir(dir)
@@ -623,7 +626,7 @@ pub async fn docker_build(
         .map_err(|e| format!("running docker build: {e}"))?;
     let stderr = child.stderr.take();
     let stdout = child.stdout.take();
-    let mut tail: Vec<String> = Vec::new();
+    let mut log = BuildLog::default();
     let empty = || futures_util::stream::empty::<String>().boxed();
     let mut lines = futures_util::stream::select(
         stdout
@@ -633,12 +636,17 @@ pub async fn docker_build(
             .map(|s| tokio_stream_lines(BufReader::new(s).lines()))
             .unwrap_or_else(empty),
     );
+    let log_path = dir.with_extension("build.log");
+    let mut file = std::fs::File::create(&log_path).ok();
     while let Some(line) = lines.next().await {
         progress(&line);
-        tail.push(line);
-        if tail.len() > 40 {
-            tail.remove(0);
+        if let Some(f) = file.as_mut() {
+            use std::io::Write as _;
+            if writeln!(f, "{line}").is_err() {
+                file = None;
+            }
         }
+        log.push(line);
     }
     let status = child
         .wait()
@@ -648,9 +656,71 @@ pub async fn docker_build(
         Ok(())
     } else {
         Err(format!(
-            "docker build of {tag} failed ({status}):\n{}",
-            tail.join("\n")
+            "docker build of {tag} failed ({status}; whole log: {}):\n{}",
+            log_path.display(),
+            log.failure_text()
         ))
+    }
+}
+
+/// What a failed build's message keeps of its output: the first lines that name an error,
+/// each with a little context, and the last lines.
+#[derive(Default)]
+pub struct BuildLog {
+    /// The first lines that name an error, each with the lines around it.
+    errors: Vec<Vec<String>>,
+    recent: std::collections::VecDeque<String>,
+    /// Lines still to add after the last error line (its context).
+    after: usize,
+}
+
+impl BuildLog {
+    const TAIL: usize = 40;
+    const ERRORS: usize = 6;
+    const BEFORE: usize = 3;
+    const AFTER: usize = 4;
+
+    fn names_an_error(line: &str) -> bool {
+        let l = line.to_ascii_lowercase();
+        l.contains("error:") || l.contains("fatal error") || l.contains("error[")
+    }
+
+    pub fn push(&mut self, line: String) {
+        if self.after > 0
+            && let Some(block) = self.errors.last_mut()
+        {
+            block.push(line.clone());
+            self.after -= 1;
+        } else if self.errors.len() < Self::ERRORS && Self::names_an_error(&line) {
+            let start = self.recent.len().saturating_sub(Self::BEFORE);
+            let mut block: Vec<String> = self.recent.iter().skip(start).cloned().collect();
+            block.push(line.clone());
+            self.errors.push(block);
+            self.after = Self::AFTER;
+        }
+        self.recent.push_back(line);
+        if self.recent.len() > Self::TAIL {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The error blocks (when the tail does not already show them), then the tail.
+    pub fn failure_text(&self) -> String {
+        let tail: Vec<&str> = self.recent.iter().map(String::as_str).collect();
+        let mut out = String::new();
+        for block in &self.errors {
+            let error_line = block
+                .iter()
+                .find(|l| Self::names_an_error(l))
+                .map(String::as_str);
+            if error_line.is_some_and(|e| tail.contains(&e)) {
+                continue;
+            }
+            out.push_str(&block.join("\n"));
+            out.push_str("\n...\n");
+        }
+        out.push_str(&tail.join("\n"));
+        out
     }
 }
 
@@ -676,6 +746,42 @@ pub fn parse_kind(s: &str) -> Result<&'static str, SwebenchError> {
         other => Err(SwebenchError::Invalid(format!(
             "--images must be official, build, local or build-offline, not `{other}`"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod build_log_tests {
+    use super::BuildLog;
+
+    #[test]
+    fn a_compiler_error_far_above_the_tail_is_kept() {
+        let mut log = BuildLog::default();
+        for i in 0..50 {
+            log.push(format!("Collecting package{i}"));
+        }
+        log.push(
+            "astropy/_erfa.c:12:10: fatal error: longintrepr.h: No such file or directory".into(),
+        );
+        for i in 0..200 {
+            log.push(format!("  pip traceback line {i}"));
+        }
+        let text = log.failure_text();
+        assert!(text.contains("fatal error: longintrepr.h"), "{text}");
+        assert!(
+            text.contains("Collecting package49"),
+            "context before: {text}"
+        );
+        assert!(
+            text.contains("pip traceback line 3"),
+            "context after: {text}"
+        );
+        assert!(text.ends_with("pip traceback line 199"), "{text}");
+        assert!(!text.contains("Collecting package10\n"), "{text}");
+        // An error already in the tail is not repeated.
+        let mut short = BuildLog::default();
+        short.push("error: no".into());
+        short.push("end".into());
+        assert_eq!(short.failure_text(), "error: no\nend");
     }
 }
 

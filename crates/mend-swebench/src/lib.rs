@@ -17,6 +17,7 @@ mod keyed_lock;
 pub mod mine;
 pub mod offline;
 pub mod parsers;
+pub mod recover;
 pub mod run;
 pub mod script;
 pub mod shard;

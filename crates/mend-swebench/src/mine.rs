@@ -5,7 +5,9 @@
 //! `base_commit` is its parent and the problem statement its message (or a given issue
 //! text). The test lists come from running the tests that `test_patch` touches in the
 //! instance's image twice, through the evaluation driver: without the fix ("before") and
-//! with it ("after"), each log read by the repository's parser. `FAIL_TO_PASS` = passes
+//! with it ("after"), each log read by the repository's parser, and each run three times
+//! (`MineOptions::repeats`): a test whose outcome changes between the runs of a phase is
+//! flaky and left out of both lists (counted in [`Mined::flaky`]). `FAIL_TO_PASS` = passes
 //! after and not before; `PASS_TO_PASS` = passes in both. An instance whose tests do not
 //! discriminate (no `FAIL_TO_PASS`) is dropped with the reason. Existing records without
 //! test lists (patch, test_patch, base_commit given) go through the same runs.
@@ -60,6 +62,8 @@ pub struct Mined {
     pub dropped: Vec<Dropped>,
     /// Environment departures of the images the tests ran in.
     pub environments: BTreeMap<String, EnvironmentNotes>,
+    /// Tests left out of an instance's lists because their outcome changed between runs.
+    pub flaky: BTreeMap<String, Vec<String>>,
 }
 
 fn git(git_dir: &Path, args: &[&str]) -> Result<String, SwebenchError> {
@@ -209,6 +213,8 @@ pub struct MineOptions {
     pub progress: Option<ProgressFn>,
     pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
     pub memory_bytes: Option<i64>,
+    /// Runs of each phase (at least 1); a test whose outcome differs between them is flaky.
+    pub repeats: usize,
 }
 
 impl MineOptions {
@@ -223,6 +229,7 @@ impl MineOptions {
             progress: None,
             cancel: None,
             memory_bytes: Some(8 << 30),
+            repeats: 3,
         }
     }
 }
@@ -236,12 +243,24 @@ pub async fn fill_test_lists(
     if candidates.is_empty() {
         return Ok(mined);
     }
-    let runs = [
-        ("before", "mend-mine-before", true),
-        ("after", "mend-mine-after", false),
-    ];
-    let mut maps: BTreeMap<&str, BTreeMap<String, Result<StatusMap, String>>> = BTreeMap::new();
-    for (phase, model, empty) in runs {
+    // Run k of a phase: `<run_id>-before`, then `-before-2`, ... (the first keeps its old name).
+    let mut runs: Vec<(&str, String, &str, bool)> = Vec::new();
+    for k in 1..=opts.repeats.max(1) {
+        let suffix = if k == 1 {
+            String::new()
+        } else {
+            format!("-{k}")
+        };
+        runs.push(("before", suffix.clone(), "mend-mine-before", true));
+        runs.push(("after", suffix, "mend-mine-after", false));
+    }
+    // phase -> instance -> one status map per run (or why a run gave none).
+    let mut maps: BTreeMap<&str, BTreeMap<String, Result<Vec<StatusMap>, String>>> =
+        BTreeMap::new();
+    for (phase, suffix, model, empty) in runs {
+        if opts.cancel.as_ref().is_some_and(|c| *c.borrow()) {
+            break;
+        }
         let preds: Vec<Prediction> = candidates
             .iter()
             .map(|i| Prediction {
@@ -254,7 +273,7 @@ pub async fn fill_test_lists(
                 }),
             })
             .collect();
-        let run_id = format!("{}-{phase}", opts.run_id);
+        let run_id = format!("{}-{phase}{suffix}", opts.run_id);
         let mut eo = EvalOptions::new(
             candidates.clone(),
             PredictionsSource::List(preds),
@@ -298,7 +317,16 @@ pub async fn fill_test_lists(
                 (Some(o), _) => Err(format!("the {phase} run ended in {}", describe(o))),
                 (None, _) => Err(format!("the {phase} run did not happen")),
             };
-            phase_maps.insert(id.clone(), result);
+            // The first failed run decides: later runs of a broken instance add nothing.
+            let entry = phase_maps
+                .entry(id.clone())
+                .or_insert_with(|| Ok(Vec::new()));
+            if let Ok(list) = entry {
+                match result {
+                    Ok(m) => list.push(m),
+                    Err(e) => *entry = Err(e),
+                }
+            }
         }
     }
     for mut inst in candidates {
@@ -310,7 +338,7 @@ pub async fn fill_test_lists(
                 .unwrap_or_else(|| Err("not run".into()))
         };
         let (before, after) = match (get("before"), get("after")) {
-            (Ok(b), Ok(a)) => (b, a),
+            (Ok(b), Ok(a)) if !b.is_empty() && !a.is_empty() => (b, a),
             (Err(e), _) | (_, Err(e)) => {
                 mined.dropped.push(Dropped {
                     instance_id: id,
@@ -318,17 +346,36 @@ pub async fn fill_test_lists(
                 });
                 continue;
             }
+            _ => {
+                mined.dropped.push(Dropped {
+                    instance_id: id,
+                    reason: "not run".into(),
+                });
+                continue;
+            }
         };
-        let (f2p, p2p) = test_lists(&before, &after);
+        let flaky = flaky_tests(&before, &after);
+        let (mut f2p, mut p2p) = test_lists(&before[0], &after[0]);
+        f2p.retain(|t| !flaky.contains(t));
+        p2p.retain(|t| !flaky.contains(t));
+        if !flaky.is_empty() {
+            mined.flaky.insert(id.clone(), flaky.clone());
+        }
         if f2p.is_empty() {
-            let failing_after = after.keys().filter(|t| !test_passed(t, &after)).count();
+            let after = &after[0];
+            let failing_after = after.keys().filter(|t| !test_passed(t, after)).count();
             mined.dropped.push(Dropped {
                 instance_id: id,
                 reason: format!(
-                    "the tests do not discriminate: no test fails before the fix and passes after it ({} tests before, {} after, {} not passing after)",
-                    before.len(),
+                    "the tests do not discriminate: no test fails before the fix and passes after it ({} tests before, {} after, {} not passing after{})",
+                    before[0].len(),
                     after.len(),
-                    failing_after
+                    failing_after,
+                    if flaky.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} flaky left out", flaky.len())
+                    }
                 ),
             });
             continue;
@@ -338,6 +385,25 @@ pub async fn fill_test_lists(
         mined.instances.push(inst);
     }
     Ok(mined)
+}
+
+/// Tests whose outcome (passed or not; absent counts as not) differs between the runs of
+/// the same phase, in name order.
+pub fn flaky_tests(before: &[StatusMap], after: &[StatusMap]) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for runs in [before, after] {
+        let names: std::collections::BTreeSet<&String> =
+            runs.iter().flat_map(|m| m.keys()).collect();
+        for name in names {
+            let mut outcomes = runs.iter().map(|m| test_passed(name, m));
+            if let Some(first) = outcomes.next()
+                && outcomes.any(|o| o != first)
+            {
+                out.insert(name.clone());
+            }
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// `FAIL_TO_PASS` (passes after, not before: failed, errored or absent) and `PASS_TO_PASS`
@@ -428,6 +494,26 @@ mod tests {
         ] {
             assert!(!is_test_path(p), "{p}");
         }
+    }
+
+    #[test]
+    fn a_test_whose_outcome_changes_between_runs_is_flaky() {
+        let m = |v: &[(&str, TestStatus)]| {
+            v.iter()
+                .map(|(k, s)| (k.to_string(), s.clone()))
+                .collect::<StatusMap>()
+        };
+        use TestStatus::{Failed, Passed};
+        let before = [
+            m(&[("stable", Passed), ("flip", Passed), ("fix", Failed)]),
+            m(&[("stable", Passed), ("flip", Failed), ("fix", Failed)]),
+        ];
+        let after = [
+            m(&[("stable", Passed), ("fix", Passed), ("gone", Passed)]),
+            m(&[("stable", Passed), ("fix", Passed)]),
+        ];
+        assert_eq!(flaky_tests(&before, &after), vec!["flip", "gone"]);
+        assert!(flaky_tests(&before[..1], &after[..1]).is_empty());
     }
 
     #[test]

@@ -571,3 +571,48 @@ async fn instances_without_test_lists_are_refused_not_graded() {
         assert!(!work.path().join(format!("m.{run_id}.json")).exists());
     }
 }
+
+/// A build that fails in a RUN step: its intermediate container is removed (`--force-rm`),
+/// and the error names the compiler's error line though a long tail follows it, and where
+/// the whole log is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_build_leaves_no_container_and_keeps_the_compiler_error() {
+    let engine = mend_sandbox::testing::engine().await;
+    let base = mend_sandbox::testing::base_image(&engine).await;
+    let work = tempfile::tempdir().unwrap();
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let marker = format!("mend-force-rm-{}", std::process::id());
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base}\nRUN echo {marker} && echo 'x.c:1:10: fatal error: longintrepr.h: No such file or directory' && seq 1 200 && false\n"
+        ),
+    )
+    .unwrap();
+    let tag = format!("{marker}:latest");
+    let r = mend_swebench::images::docker_build(&tag, &ctx, &[], &|_: &str| {}).await;
+    let e = r.expect_err("the build must fail");
+    assert!(e.contains("fatal error: longintrepr.h"), "{e}");
+    assert!(e.contains("\n200"), "the tail is kept: {e}");
+    let log = work.path().join("ctx.build.log");
+    assert!(
+        e.contains(&log.display().to_string()),
+        "names the whole log: {e}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("fatal error: longintrepr.h")
+    );
+    let ps = std::process::Command::new("docker")
+        .args(["ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Command}}"])
+        .output()
+        .unwrap();
+    let left: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(&marker))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "intermediate containers left: {left:?}");
+}

@@ -33,6 +33,15 @@ pub enum SwebenchCmd {
     ///
     /// Example: mend swebench mine --repo ../mirrors/psf__requests --commits v2.3.0..v2.4.0
     Mine(Box<MineArgs>),
+    /// Recover test patches from history for records (instance_id, repo, base_commit,
+    /// patch) that lack `test_patch`: the upstream change whose tree holds the gold patch's
+    /// post-image blobs is found in the repository's mirror, widened to its pull request,
+    /// and its edits to test files become the test patch. Records that have a test_patch
+    /// keep it and are compared with what is recovered (exact-match rate and causes of
+    /// misses in --report). Writes the records that have a test patch afterwards.
+    ///
+    /// Example: mend swebench recover-tests --instances records.jsonl --repo-mirrors ../mirrors --out with-tests.jsonl --report recovery.json
+    RecoverTests(RecoverTestsArgs),
     /// Run the agent over SWE-bench instances: each in its own container from its instance
     /// image, the repository at base_commit, the issue as the only input. Writes
     /// runs/<run_id>/predictions.jsonl (official format) as instances finish, a trajectory
@@ -279,10 +288,37 @@ pub struct MineArgs {
     /// Where the before/after runs' logs go.
     #[arg(long, value_name = "DIR", default_value = "logs/mine")]
     pub log_dir: PathBuf,
+    /// Runs of each of before and after; a test whose outcome changes between them is
+    /// flaky and left out of both lists (1: no flakiness check).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub repeats: u16,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
     pub select: SelectArgs,
+}
+
+#[derive(Args)]
+pub struct RecoverTestsArgs {
+    /// Records (JSONL or a JSON list) with instance_id, repo, base_commit and patch.
+    #[arg(long, value_name = "FILE")]
+    pub instances: PathBuf,
+    /// Repository mirrors: DIR/<owner>__<name> (a clone, a bare repository or a symlink to
+    /// one; DIR/<owner>+<name>/repo also works).
+    #[arg(long, value_name = "DIR")]
+    pub repo_mirrors: PathBuf,
+    /// Where the records with a test patch go (JSONL; other fields kept as they were).
+    #[arg(long, value_name = "FILE", default_value = "recovered.jsonl")]
+    pub out: PathBuf,
+    /// Also write the figures and each record's match (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Only these instance ids.
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub instance_ids: Vec<String>,
+    /// Only these repositories (owner/name).
+    #[arg(long, num_args = 1.., value_name = "REPO")]
+    pub repos: Vec<String>,
 }
 
 /// `stop` turns true at the first Ctrl-C: runs stop cleanly (finished work kept, summaries
@@ -294,6 +330,7 @@ pub async fn run(
     let result = match cmd {
         SwebenchCmd::Eval(a) => eval(*a, stop.clone()).await,
         SwebenchCmd::Mine(a) => mine_cmd(*a, stop.clone()).await,
+        SwebenchCmd::RecoverTests(a) => recover_tests_cmd(a, stop.clone()),
         SwebenchCmd::Run(a) => run_cmd(*a, stop.clone()).await,
         SwebenchCmd::Report(a) => report_cmd(a),
         SwebenchCmd::Merge(a) => cluster::merge_cmd(*a, stop.clone()).await,
@@ -775,11 +812,13 @@ async fn mine_cmd(
     opts.workers = a.workers.max(1);
     opts.timeout = Duration::from_secs(a.timeout);
     opts.run_id = a.run_id.clone();
+    opts.repeats = usize::from(a.repeats);
     opts.progress = Some(progress_fn(&display, ""));
     opts.cancel = Some(cancel.clone());
     eprintln!(
-        "running the tests of {} candidate(s) before and after their fix",
-        candidates.len()
+        "running the tests of {} candidate(s) before and after their fix, {} time(s) each",
+        candidates.len(),
+        a.repeats
     );
     let mined = mine::fill_test_lists(candidates, &opts).await;
     display.finish();
@@ -793,6 +832,13 @@ async fn mine_cmd(
     for d in &mined.dropped {
         eprintln!("dropped {}: {}", d.instance_id, d.reason);
     }
+    for (id, tests) in &mined.flaky {
+        eprintln!(
+            "flaky in {id} (outcome changed between runs, left out): {}",
+            tests.join(", ")
+        );
+    }
+    let flaky: usize = mined.flaky.values().map(Vec::len).sum();
     dropped.extend(mined.dropped.iter().cloned());
     mine::write_jsonl(&a.out, &mined.instances)?;
     if let Some(p) = &a.dropped {
@@ -816,12 +862,132 @@ async fn mine_cmd(
         );
     }
     println!(
-        "mined {} instance(s), dropped {}; written to {}",
+        "mined {} instance(s), dropped {}; {flaky} flaky test(s) left out in {} instance(s) ({} runs each of before and after); written to {}",
         mined.instances.len(),
         dropped.len(),
+        mined.flaky.len(),
+        a.repeats,
         a.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn recover_tests_cmd(
+    a: RecoverTestsArgs,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<ExitCode> {
+    use mend_swebench::recover;
+    let text = std::fs::read_to_string(&a.instances)
+        .with_context(|| format!("reading {}", a.instances.display()))?;
+    let mut records = recover::parse_records(&text, &a.instances.display().to_string())?;
+    let str_of = |r: &serde_json::Map<String, serde_json::Value>, k: &str| {
+        r.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    };
+    for (what, wanted, key) in [
+        ("--instance-ids", &a.instance_ids, "instance_id"),
+        ("--repos", &a.repos, "repo"),
+    ] {
+        if wanted.is_empty() {
+            continue;
+        }
+        let unknown: Vec<&String> = wanted
+            .iter()
+            .filter(|w| !records.iter().any(|r| &str_of(r, key) == *w))
+            .collect();
+        if !unknown.is_empty() {
+            bail!(
+                "{what}: not in {}: {}",
+                a.instances.display(),
+                unknown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        records.retain(|r| wanted.contains(&str_of(r, key)));
+    }
+    if !a.repo_mirrors.is_dir() {
+        bail!(
+            "--repo-mirrors {} is not a directory (DIR/<owner>__<name> -> a clone or bare mirror of each repository)",
+            a.repo_mirrors.display()
+        );
+    }
+    let mirrors = MirrorDir::new(a.repo_mirrors.clone());
+    let total = records.len();
+    let mut done = 0;
+    let (out, report) = recover::recover_records(records, &mirrors, &|| *stop.borrow(), |r| {
+        done += 1;
+        let what = match (&r.not_recovered, &r.cause) {
+            (Some(n), _) => format!("not recovered: {}", n.detail),
+            (None, Some(c)) => format!(
+                "{c} vs the known test_patch ({})",
+                r.extent.as_deref().unwrap_or("")
+            ),
+            (None, None) => format!(
+                "recovered, {} test file(s) ({})",
+                r.test_files.len(),
+                r.extent.as_deref().unwrap_or("")
+            ),
+        };
+        eprintln!("{done}/{total} {}: {what} [{:.1}s]", r.instance_id, r.secs);
+    })?;
+    let mut lines = String::new();
+    for r in &out {
+        lines.push_str(&serde_json::to_string(r)?);
+        lines.push('\n');
+    }
+    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&a.out, lines).with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(p) = &a.report {
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if report.interrupted {
+        eprintln!("interrupted: the figures and the file cover the records done so far");
+    }
+    if report.with_known_test_patch > 0 {
+        println!(
+            "known test patches: {} exact of {} ({:.1}%); misses: {}",
+            report.exact,
+            report.with_known_test_patch,
+            100.0 * report.exact_rate,
+            if report.miss_causes.is_empty() {
+                "none".to_string()
+            } else {
+                report
+                    .miss_causes
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+    }
+    println!(
+        "{} of {} record(s) got a test patch ({} filled in); not recovered: {}; written to {}",
+        report.recovered,
+        report.records,
+        report.filled_in,
+        if report.not_recovered.is_empty() {
+            "none".to_string()
+        } else {
+            report
+                .not_recovered
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        a.out.display()
+    );
+    Ok(if report.recovered == 0 && report.records > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Live display of a batch run: done/total, spend, resolved so far (with --eval), and the

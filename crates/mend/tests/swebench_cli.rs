@@ -455,6 +455,188 @@ fn mine_turns_fix_commits_into_instances_and_drops_what_does_not_discriminate() 
     );
 }
 
+/// `mine` runs before and after three times: tests whose outcome changes between runs (here
+/// eight that pass at random) are left out of both lists and counted; the real fix test and
+/// the stable one are classified as ever.
+#[test]
+fn mine_leaves_out_tests_whose_outcome_changes_between_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("mendtest__calc");
+    let (repo, base) = base_repo(&repo_dir);
+    let flaky: String = (0..8)
+        .map(|i| format!("\n    def test_coin_{i}(self):\n        import random\n        self.assertLess(random.random(), 0.5)\n"))
+        .collect();
+    let fix = commit(
+        &repo,
+        &[
+            ("calc.py", &CALC.replace("a - b", "a + b")),
+            ("tests/test_calc.py", &format!("{TESTS_WITH_ADD}{flaky}")),
+        ],
+        "Fix add() subtracting",
+    );
+    let specs = work.path().join("specs.json");
+    std::fs::write(&specs, SPECS).unwrap();
+    let out_file = work.path().join("mined.jsonl");
+    let out = mend()
+        .current_dir(work.path())
+        .args(["swebench", "mine", "--commits", &fix, "--version", "0.1"])
+        .args(["--workers", "1", "--timeout", "120"])
+        .arg("--repo")
+        .arg(&repo_dir)
+        .arg("--specs")
+        .arg(&specs)
+        .arg("--wheelhouse")
+        .arg(work.path().join("wheels"))
+        .arg("--out")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let _ = base;
+    let m: Value = serde_json::from_str(
+        std::fs::read_to_string(&out_file)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let list = |k: &str| -> Vec<String> { serde_json::from_str(m[k].as_str().unwrap()).unwrap() };
+    let (f2p, p2p) = (list("FAIL_TO_PASS"), list("PASS_TO_PASS"));
+    let add = "test_add (tests.test_calc.TestCalc.test_add)".to_string();
+    let mul = "test_mul (tests.test_calc.TestCalc.test_mul)".to_string();
+    assert!(f2p.contains(&add) && p2p.contains(&mul), "{f2p:?} {p2p:?}");
+    // A coin test stays only if it came out the same in all three runs of each phase
+    // (chance 1/16 each); left out, it is named on stderr and counted on stdout.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let left_out: Vec<String> = (0..8)
+        .map(|i| format!("test_coin_{i} (tests.test_calc.TestCalc.test_coin_{i})"))
+        .filter(|t| !f2p.contains(t) && !p2p.contains(t))
+        .collect();
+    assert!(
+        !left_out.is_empty(),
+        "no flaky test was caught: {f2p:?} {p2p:?}"
+    );
+    for t in &left_out {
+        assert!(stderr.contains(t.as_str()), "{t} not reported: {stderr}");
+    }
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "{} flaky test(s) left out in 1 instance(s) (3 runs each of before and after)",
+            left_out.len()
+        )),
+        "{}",
+        text(&out)
+    );
+    // Three runs of each phase, each in its own run directory.
+    for run in [
+        "mine-before",
+        "mine-before-2",
+        "mine-before-3",
+        "mine-after-3",
+    ] {
+        assert!(work.path().join("logs/mine").join(run).is_dir(), "{run}");
+    }
+}
+
+/// `recover-tests` on a record without test_patch whose fix commit is in the mirror: the
+/// record comes back with the commit's test edits; a record with a known test_patch is
+/// compared; a bad record names its line and field.
+#[test]
+fn recover_tests_fills_in_and_compares_test_patches() {
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("mendtest__calc");
+    let (repo, base) = base_repo(&repo_dir);
+    let fixed = CALC.replace("a - b", "a + b");
+    let fix = commit(
+        &repo,
+        &[("calc.py", &fixed), ("tests/test_calc.py", TESTS_WITH_ADD)],
+        "Fixed #5 -- add() adds",
+    );
+    let _ = fix;
+    let gold = diff("calc.py", CALC, &fixed);
+    let known = diff("tests/test_calc.py", TESTS, TESTS_WITH_ADD);
+    let records = work.path().join("records.jsonl");
+    let rec = |id: &str, tp: Option<&str>| {
+        let mut v = serde_json::json!({"instance_id": id, "repo": "mendtest/calc", "base_commit": base, "patch": gold, "extra": 1});
+        if let Some(tp) = tp {
+            v["test_patch"] = tp.into();
+        }
+        v.to_string() + "\n"
+    };
+    std::fs::write(
+        &records,
+        rec("mendtest__calc-5", None) + &rec("mendtest__calc-6", Some(&known)),
+    )
+    .unwrap();
+    let mirror_dir = mirrors(work.path(), &repo_dir);
+    let out_file = work.path().join("out.jsonl");
+    let report = work.path().join("report.json");
+    let run = |records: &Path| {
+        mend()
+            .args(["swebench", "recover-tests", "--instances"])
+            .arg(records)
+            .arg("--repo-mirrors")
+            .arg(&mirror_dir)
+            .arg("--out")
+            .arg(&out_file)
+            .arg("--report")
+            .arg(&report)
+            .output()
+            .unwrap()
+    };
+    let out = run(&records);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("known test patches: 1 exact of 1 (100.0%)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 of 2 record(s) got a test patch (1 filled in)"),
+        "{stdout}"
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&out_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["extra"], 1, "other fields are kept");
+    let tp = lines[0]["test_patch"].as_str().unwrap();
+    assert!(
+        tp.contains("+    def test_add(self):") && !tp.contains("calc.py b/calc.py"),
+        "{tp}"
+    );
+    assert_eq!(
+        lines[1]["test_patch"].as_str().unwrap(),
+        known,
+        "a known test_patch is kept"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["exact"], 1);
+    assert_eq!(r["filled_in"], 1);
+    assert_eq!(r["instances"][0]["extent"], "commits 1");
+
+    // A record without base_commit: the line and the field are named, nothing written.
+    std::fs::remove_file(&out_file).unwrap();
+    let bad = work.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        rec("mendtest__calc-5", None)
+            + "{\"instance_id\": \"x\", \"repo\": \"mendtest/calc\", \"patch\": \"p\"}\n",
+    )
+    .unwrap();
+    let out = run(&bad);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2") && stderr.contains("base_commit"),
+        "{stderr}"
+    );
+    assert!(!out_file.exists());
+}
+
 /// Ctrl-C during `mend swebench eval`: the finished instance keeps its report, the summary
 /// is still written, the hanging instance's container is removed, and the exit code is 130.
 #[test]

@@ -9,11 +9,17 @@
 3. `mend swebench eval` with empty patches, run for real (`--run-empty`): none may resolve.
    (Officially an empty patch is not run at all and counts as `empty_patch`.)
 
+Official lists first: instances with official FAIL_TO_PASS/PASS_TO_PASS (OFFICIAL=FILE, by
+default ../shared/data/swe-bench-verified.official-tests.jsonl when it exists) are graded with
+them, including ones mine dropped for not discriminating on this Python; their mined lists are
+compared with the official ones. An instance run on a Python other than the official one is
+"not comparable" unless gold resolves and empty does not with the official lists.
+
 MINED=FILE (and DROPPED=FILE) reuse the output of an earlier `mend swebench mine` instead of
 step 1; MEND picks the binary, MEND_WHEELHOUSE the wheelhouse, MEND_BUILD_DIR the build contexts.
 
 Writes target/bench/gold.json = {"instances": [{"instance_id", "repo", "python", "gold",
-"empty", ...}], "dropped": [...]} and prints a table. Extra arguments after the two are
+"empty", "lists", "comparable", "mined_vs_official", ...}], "dropped": [...]} and prints a table. Extra arguments after the two are
 passed to every mend command (e.g. --instance-ids ..., --repos ..., --workers 2).
 Standard library only; run from the workspace root.
 """
@@ -24,6 +30,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import official_lists  # noqa: E402
 
 
 def verdict(outcome):
@@ -74,14 +83,26 @@ def main():
             [mend, "swebench", "mine", "--instances", instances, "--out", mined, "--dropped", dropped_file, "--run-id", "bench-mine", "--log-dir", work / "logs/mine", *images, *extra],
             log,
         )
-    common = ["--dataset", mined, "--log-dir", work / "logs/run_evaluation", "--report-dir", work, *images]
+    official_path = os.environ.get("OFFICIAL") or "../shared/data/swe-bench-verified.official-tests.jsonl"
+    official = official_lists.load(official_path) if Path(official_path).exists() else {}
+    if os.environ.get("OFFICIAL") and not official:
+        sys.exit(f"OFFICIAL={official_path}: no official lists there")
+    print(f"official lists: {len(official)} instance(s) from {official_path}" if official else "official lists: none (OFFICIAL=FILE to give some)")
+    mined_records = [json.loads(l) for l in mined.read_text().splitlines() if l.strip()]
+    dropped = [json.loads(l) for l in dropped_file.read_text().splitlines() if l.strip()] if dropped_file.exists() else []
+    originals = [json.loads(l) for l in instances.read_text().splitlines() if l.strip()] if instances.suffix == ".jsonl" else json.loads(instances.read_text())
+    records, lists, mined_lists = official_lists.graded_records(mined_records, originals, dropped, official)
+    graded = work / "graded.jsonl"
+    graded.write_text("".join(json.dumps(r) + "\n" for r in records))
+    # Graded with official lists now: not dropped any more.
+    dropped = [d for d in dropped if d["instance_id"] not in lists]
+    common = ["--dataset", graded, "--log-dir", work / "logs/run_evaluation", "--report-dir", work, *images]
     # Selection flags were applied by mine; eval takes the mined file whole.
     eval_extra = []
     for i, a in enumerate(extra):
         if a in ("--workers", "--timeout") and i + 1 < len(extra):
             eval_extra += [a, extra[i + 1]]
     times["gold"] = run([mend, "swebench", "eval", "--predictions", "gold", "--run-id", "bench-gold", *common, *eval_extra], log)
-    records = [json.loads(l) for l in mined.read_text().splitlines() if l.strip()]
     empty = work / "empty.jsonl"
     empty.write_text("".join(json.dumps({"instance_id": r["instance_id"], "model_name_or_path": "empty", "model_patch": ""}) + "\n" for r in records))
     times["empty"] = run([mend, "swebench", "eval", "--predictions", empty, "--run-empty", "--run-id", "bench-empty", *common, *eval_extra], log)
@@ -92,14 +113,20 @@ def main():
     for r in records:
         iid = r["instance_id"]
         env = gold["environments"].get(iid) or emp["environments"].get(iid) or {}
+        g, e = verdict(gold["outcomes"].get(iid)), verdict(emp["outcomes"].get(iid))
+        comparable, why = official_lists.comparability(env.get("python"), env.get("official_python"), lists[iid], g, e)
         rows.append(
             {
                 "instance_id": iid,
                 "repo": r["repo"],
                 "python": env.get("python"),
                 "official_python": env.get("official_python"),
-                "gold": verdict(gold["outcomes"].get(iid)),
-                "empty": verdict(emp["outcomes"].get(iid)),
+                "gold": g,
+                "empty": e,
+                "lists": lists[iid],
+                "comparable": comparable,
+                "comparable_why": why,
+                "mined_vs_official": official_lists.compare(mined_lists[iid], official[iid]) if iid in mined_lists else None,
                 "empty_official": "empty_patch",
                 "fail_to_pass": len(json.loads(r["FAIL_TO_PASS"])),
                 "pass_to_pass": len(json.loads(r["PASS_TO_PASS"])),
@@ -107,8 +134,8 @@ def main():
                 "environment_notes": env.get("notes", []),
             }
         )
-    dropped = [json.loads(l) for l in dropped_file.read_text().splitlines() if l.strip()] if dropped_file.exists() else []
-    agree = sum(1 for x in rows if x["gold"] == "resolved" and x["empty"] != "resolved")
+    agree = sum(1 for x in rows if x["comparable"] and x["gold"] == "resolved" and x["empty"] != "resolved")
+    vs = [x["mined_vs_official"] for x in rows if x["mined_vs_official"]]
     result = {
         "instances": rows,
         "dropped": dropped,
@@ -118,14 +145,24 @@ def main():
             "gold_resolved": sum(1 for x in rows if x["gold"] == "resolved"),
             "empty_not_resolved": sum(1 for x in rows if x["empty"] != "resolved"),
             "as_expected": agree,
+            "graded_with_official_lists": sum(1 for x in rows if x["lists"] == "official"),
+            "not_comparable": sum(1 for x in rows if not x["comparable"]),
+            "mined_vs_official": {
+                "compared": len(vs),
+                "exact": sum(1 for v in vs if v["exact"]),
+                "fail_to_pass_exact": sum(1 for v in vs if v["FAIL_TO_PASS"]["exact"]),
+                "pass_to_pass_exact": sum(1 for v in vs if v["PASS_TO_PASS"]["exact"]),
+                "naming_only": sum(1 for v in vs if not v["exact"] and all(v[k]["exact"] or v[k]["naming_only"] for k in ("FAIL_TO_PASS", "PASS_TO_PASS"))),
+            },
             "dropped": len(dropped),
             "seconds": {k: round(v, 1) for k, v in times.items()},
         },
     }
     (out / "gold.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'instance':<40} {'repo':<22} {'python':<8} {'official':<8} {'gold':<11} {'empty':<11} F2P  P2P")
+    print(f"\n{'instance':<40} {'repo':<22} {'python':<8} {'official':<8} {'lists':<8} {'gold':<11} {'empty':<11} F2P  P2P")
     for x in rows:
-        print(f"{x['instance_id']:<40} {x['repo']:<22} {x['python'] or '?':<8} {x['official_python'] or '?':<8} {x['gold']:<11} {x['empty']:<11} {x['fail_to_pass']:>3} {x['pass_to_pass']:>4}")
+        flag = "" if x["comparable"] else "  NOT COMPARABLE"
+        print(f"{x['instance_id']:<40} {x['repo']:<22} {x['python'] or '?':<8} {x['official_python'] or '?':<8} {x['lists']:<8} {x['gold']:<11} {x['empty']:<11} {x['fail_to_pass']:>3} {x['pass_to_pass']:>4}{flag}")
     for d in dropped:
         print(f"{d['instance_id']:<40} dropped: {d['reason'][:160]}")
     print(json.dumps(result["summary"]))
