@@ -813,7 +813,10 @@ async fn a_code_pack_too_big_for_the_window_is_left_out_before_the_other_hints()
     let huge = "x = 1\n".repeat(40_000);
     run_task(&a, sandbox(dir.path(), &base), hints(&huge)).await;
     let user = first_user(&server);
-    assert!(!user.contains("Code of the best-ranked functions"), "{user}");
+    assert!(
+        !user.contains("Code of the best-ranked functions"),
+        "{user}"
+    );
     assert!(user.contains("- geo.py — defines `area`"), "{user}");
 }
 

@@ -107,8 +107,19 @@ fn from_git_program(repo: &Path, start: Oid, max_commits: usize) -> Option<Vec<V
         .arg("-C")
         .arg(repo)
         // Paths as they are (no octal quoting), no pager, no renames (libgit2's default).
-        .args(["-c", "core.quotePath=false", "--no-pager", "log", "--first-parent"])
-        .args(["--no-renames", "--name-only", "--no-color", "--format=commit %H %P"])
+        .args([
+            "-c",
+            "core.quotePath=false",
+            "--no-pager",
+            "log",
+            "--first-parent",
+        ])
+        .args([
+            "--no-renames",
+            "--name-only",
+            "--no-color",
+            "--format=commit %H %P",
+        ])
         .arg(format!("--max-count={max_commits}"))
         .arg(start.to_string())
         .arg("--")
@@ -314,8 +325,10 @@ mod tests {
                 .unwrap();
             ix.write().unwrap();
             let tree = git.find_tree(ix.write_tree().unwrap()).unwrap();
-            let parents: Vec<git2::Commit> =
-                parent.iter().map(|p| git.find_commit(*p).unwrap()).collect();
+            let parents: Vec<git2::Commit> = parent
+                .iter()
+                .map(|p| git.find_commit(*p).unwrap())
+                .collect();
             let refs: Vec<&git2::Commit> = parents.iter().collect();
             parent = Some(
                 git.commit(Some("HEAD"), &sig, &sig, "c", &tree, &refs)
@@ -343,7 +356,12 @@ mod tests {
         // The root commit counts as no change.
         assert!(by_program[3].is_empty());
         // At most `max_commits`, newest first, from the commit given (never later ones).
-        let first_two = from_git_program(dir.path(), git.find_commit(head).unwrap().parent_id(0).unwrap(), 2).unwrap();
+        let first_two = from_git_program(
+            dir.path(),
+            git.find_commit(head).unwrap().parent_id(0).unwrap(),
+            2,
+        )
+        .unwrap();
         assert_eq!(first_two.len(), 2);
         assert_eq!(first_two[0], vec!["pkg/d.py".to_string()]);
     }

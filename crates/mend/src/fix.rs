@@ -251,9 +251,7 @@ pub async fn run(
             // The pack holds at most an eighth of the model's window.
             let defaults = ContextOptions::default();
             let opts = ContextOptions {
-                pack_tokens: defaults
-                    .pack_tokens
-                    .min(probe_model.context_window() / 8),
+                pack_tokens: defaults.pack_tokens.min(probe_model.context_window() / 8),
                 ..defaults
             };
             tokio::task::spawn_blocking(move || {

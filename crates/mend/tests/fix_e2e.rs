@@ -323,7 +323,9 @@ async fn the_first_prompt_holds_the_code_of_the_ranked_functions() {
         first.contains("Code of the best-ranked functions"),
         "{first}"
     );
-    let (_, pack) = first.split_once("Code of the best-ranked functions").unwrap();
+    let (_, pack) = first
+        .split_once("Code of the best-ranked functions")
+        .unwrap();
     assert!(
         pack.contains(
             "textkit/stats.py:4-6\ndef word_count(text):\n    \"\"\"Return the number of words in ``text``.\"\"\"\n    return len(text.split(\" \"))\n"
@@ -331,7 +333,10 @@ async fn the_first_prompt_holds_the_code_of_the_ranked_functions() {
         "{pack}"
     );
     // Code only from the ranked functions, not the whole file.
-    assert!(!pack.contains("\"\"\"Word statistics for plain text.\"\"\""), "{pack}");
+    assert!(
+        !pack.contains("\"\"\"Word statistics for plain text.\"\"\""),
+        "{pack}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
