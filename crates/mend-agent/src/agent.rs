@@ -78,6 +78,8 @@ pub struct TaskInput {
     /// Likely relevant files from the index, with why.
     pub localized: Vec<Localized>,
     pub repo_map: Option<String>,
+    /// The best-ranked functions' code (the index's context pack).
+    pub code_pack: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,24 +155,31 @@ impl Agent {
         let test_command = tools.detect_test_command().await;
         let root = tools.sandbox().root().to_string();
         let mut conv = Vec::new();
+        // Without the index's code, then without all its hints, when they would leave too
+        // little room for the work.
+        let without_code = TaskInput {
+            code_pack: None,
+            ..task.clone()
+        };
+        let bare = TaskInput {
+            issue: task.issue.clone(),
+            base_commit: task.base_commit.clone(),
+            ..TaskInput::default()
+        };
         let mut first = self.first_prompt(&specs, &task, &root, test_command.as_deref());
-        // Without the index's hints when they would leave too little room for the work.
-        if let Ok((s, i)) = &first {
+        for (smaller, what) in [(&without_code, "code"), (&bare, "hints")] {
+            let Ok((s, i)) = &first else { break };
             let need = self
                 .model
                 .count_tokens(&[Message::system(s.clone()), Message::user(i.clone())]);
-            if need > self.prompt_budget(&specs) / 2 {
-                let bare = TaskInput {
-                    issue: task.issue.clone(),
-                    base_commit: task.base_commit.clone(),
-                    ..TaskInput::default()
-                };
-                tracing::info!(
-                    tokens = need,
-                    "the first prompt is large: leaving out the index's hints"
-                );
-                first = self.first_prompt(&specs, &bare, &root, test_command.as_deref());
+            if need <= self.prompt_budget(&specs) / 2 {
+                break;
             }
+            tracing::info!(
+                tokens = need,
+                "the first prompt is large: leaving out the index's {what}"
+            );
+            first = self.first_prompt(&specs, smaller, &root, test_command.as_deref());
         }
         let mut traj = Trajectory {
             mend_version: env!("CARGO_PKG_VERSION").into(),
@@ -736,7 +745,8 @@ impl Agent {
         let instance = self.prompts.render(
             "instance.md.j2",
             json!({"issue": task.issue, "root": root, "base_commit": task.base_commit, "layout": task.layout,
-                   "localized": task.localized, "repo_map": task.repo_map, "test_command": test_command}),
+                   "localized": task.localized, "repo_map": task.repo_map, "code_pack": task.code_pack,
+                   "test_command": test_command}),
         )?;
         Ok((system, instance))
     }

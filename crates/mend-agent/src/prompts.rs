@@ -183,7 +183,7 @@ mod tests {
         assert!(v.iter().all(|t| t.version.parse::<u32>().is_ok()), "{v:?}");
         assert!(
             v.iter()
-                .any(|t| t.name == "instance.md.j2" && t.version == "2"),
+                .any(|t| t.name == "instance.md.j2" && t.version == "3"),
             "{v:?}"
         );
         assert!(p.raw("tools.toml").unwrap().contains("[bash]"));

@@ -776,3 +776,53 @@ async fn a_first_request_that_overflows_gets_the_short_instructions() {
     assert_eq!(server.requests().len(), 2);
     assert!(system(1) < system(0), "{} vs {}", system(1), system(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_pack_too_big_for_the_window_is_left_out_before_the_other_hints() {
+    let (dir, base) = repo();
+    let hints = |pack: &str| TaskInput {
+        issue: "area() of a circle is wrong: it must be pi r squared.".into(),
+        localized: vec![mend_agent::Localized {
+            path: "geo.py".into(),
+            why: "defines `area`".into(),
+        }],
+        code_pack: Some(pack.to_string()),
+        ..TaskInput::default()
+    };
+    let first_user = |server: &TestServer| {
+        body(server, 0)["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "user")
+            .and_then(|m| m["content"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    // A pack that fits: the model sees the code and the ranked files.
+    let server = TestServer::start(vec![call("submit", json!({}))]).await;
+    let a = agent(model(&server, ToolMode::Native, 32_000));
+    let small = "geo.py:1-2\ndef area(r):\n    return 3.14 * r\n";
+    run_task(&a, sandbox(dir.path(), &base), hints(small)).await;
+    let user = first_user(&server);
+    assert!(user.contains("Code of the best-ranked functions"), "{user}");
+    assert!(user.contains(small) && user.contains("- geo.py"), "{user}");
+    // A pack that would take most of the window: left out, the ranked files stay.
+    let server = TestServer::start(vec![call("submit", json!({}))]).await;
+    let a = agent(model(&server, ToolMode::Native, 32_000));
+    let huge = "x = 1\n".repeat(40_000);
+    run_task(&a, sandbox(dir.path(), &base), hints(&huge)).await;
+    let user = first_user(&server);
+    assert!(
+        !user.contains("Code of the best-ranked functions"),
+        "{user}"
+    );
+    assert!(user.contains("- geo.py — defines `area`"), "{user}");
+}
+
+async fn run_task(agent: &Agent, sb: Arc<dyn Sandbox>, task: TaskInput) -> RunOutput {
+    let (_tx, stop) = watch::channel(false);
+    let tools = Toolbox::new(sb, None, None);
+    let writer = TrajectoryWriter::new(None);
+    agent.run(tools, task, &writer, stop, &|_| {}).await
+}

@@ -787,6 +787,7 @@ async fn drive_instance(
             ));
             task.localized = context.localized;
             task.repo_map = context.repo_map;
+            task.code_pack = context.code_pack;
             index = Some(ix);
         }
     }
@@ -1095,11 +1096,12 @@ async fn index_in(sandbox: &dyn Sandbox, issue: &str) -> Option<(Arc<Index>, Rep
     let issue = issue.to_string();
     let built = tokio::task::spawn_blocking(move || {
         let ix = Index::from_worktree(&repo, &IndexOptions::default());
-        drop(dir);
         let ix = ix
             .map_err(|e| tracing::warn!(error = %e, "could not index the repository"))
             .ok()?;
-        let context = repo_context(&ix, &issue, &ContextOptions::default());
+        let read = |p: &str| std::fs::read_to_string(repo.join(p)).ok();
+        let context = repo_context(&ix, &issue, &ContextOptions::default(), read);
+        drop(dir);
         Some((Arc::new(ix), context))
     })
     .await;

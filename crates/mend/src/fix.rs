@@ -248,9 +248,22 @@ pub async fn run(
     let index = index_at(&repo, &base).await;
     let context = match &index {
         Some(ix) => {
-            let (ix, text) = (ix.clone(), issue.text.clone());
+            let (ix, text, repo) = (ix.clone(), issue.text.clone(), repo.clone());
+            // The pack holds at most an eighth of the model's window.
+            let defaults = ContextOptions::default();
+            let opts = ContextOptions {
+                pack_tokens: defaults.pack_tokens.min(probe_model.context_window() / 8),
+                ..defaults
+            };
             tokio::task::spawn_blocking(move || {
-                repo_context(&ix, &text, &ContextOptions::default())
+                let git = git2::Repository::open(&repo).ok();
+                // The files' text at the base commit, from the blobs the index read.
+                let read = |p: &str| {
+                    let blob = git2::Oid::from_str(&ix.file(p)?.blob).ok()?;
+                    let blob = git.as_ref()?.find_blob(blob).ok()?;
+                    Some(String::from_utf8_lossy(blob.content()).into_owned())
+                };
+                repo_context(&ix, &text, &opts, read)
             })
             .await
             .unwrap_or_default()
@@ -485,6 +498,7 @@ impl AttemptCtx<'_> {
             layout: workspace::layout(sandbox.as_ref()).await,
             localized: self.context.localized.clone(),
             repo_map: self.context.repo_map.clone(),
+            code_pack: self.context.code_pack.clone(),
         };
         let tag = if self.several {
             format!("[{}] ", k + 1)

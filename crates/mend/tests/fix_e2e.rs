@@ -298,6 +298,48 @@ both_sandboxes!(writing_outside_the_repository_is_refused, |sandbox| {
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_prompt_holds_the_code_of_the_ranked_functions() {
+    let repo = tempfile::tempdir().unwrap();
+    fixture_repo("textkit", repo.path());
+    let run = run_fix(
+        repo.path(),
+        "local",
+        vec![view_stats(), edit(BUGGY, FIXED), submit()],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), Some(0), "{}", run.stderr());
+    let first = run.requests[0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap()
+        .to_string();
+    // The function the issue names comes with its code, headed by its path and lines, before
+    // the model has read anything: the index's context pack.
+    assert!(
+        first.contains("Code of the best-ranked functions"),
+        "{first}"
+    );
+    let (_, pack) = first
+        .split_once("Code of the best-ranked functions")
+        .unwrap();
+    assert!(
+        pack.contains(
+            "textkit/stats.py:4-6\ndef word_count(text):\n    \"\"\"Return the number of words in ``text``.\"\"\"\n    return len(text.split(\" \"))\n"
+        ),
+        "{pack}"
+    );
+    // Code only from the ranked functions, not the whole file.
+    assert!(
+        !pack.contains("\"\"\"Word statistics for plain text.\"\"\""),
+        "{pack}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_action_mode_for_models_without_tool_calls() {
     let repo = tempfile::tempdir().unwrap();
     fixture_repo("textkit", repo.path());
