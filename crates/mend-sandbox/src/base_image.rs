@@ -166,7 +166,10 @@ pub async fn build(
     })?;
     let mirror = match mirror.or_else(|| std::env::var("MEND_APT_MIRROR").ok()) {
         Some(m) => m,
-        None => apt_mirror(Path::new("/etc/apt"), &recipe.suite)?,
+        // A Debian mirror serves every suite: one configured for another suite (this
+        // machine's) stands in when none names `recipe.suite`.
+        None => apt_mirror(Path::new("/etc/apt"), &recipe.suite)
+            .or_else(|_| apt_mirror(Path::new("/etc/apt"), &Recipe::builtin().suite))?,
     };
     let workdir = tempfile::Builder::new()
         .prefix("mend-rootfs-")
