@@ -738,13 +738,16 @@ impl OfflineImages {
             progress(&format!("building a wheel from {name}"));
             let wheel_dir = stage.path().join(format!("wheel-{name}"));
             match self
-                .pip(python, &[
-                    "wheel",
-                    "--no-deps",
-                    "-w",
-                    &wheel_dir.display().to_string(),
-                    &path.display().to_string(),
-                ])
+                .pip(
+                    python,
+                    &[
+                        "wheel",
+                        "--no-deps",
+                        "-w",
+                        &wheel_dir.display().to_string(),
+                        &path.display().to_string(),
+                    ],
+                )
                 .await
             {
                 Ok(_) => {
@@ -1071,12 +1074,18 @@ impl OfflineImages {
             .iter()
             .map(|(p, s)| format!("{p} {s:.1}s"))
             .collect();
-        progress(&format!("built {tag} in {total:.1}s ({})", summary.join(", ")));
+        progress(&format!(
+            "built {tag} in {total:.1}s ({})",
+            summary.join(", ")
+        ));
         let mut t: serde_json::Map<String, serde_json::Value> = timings
             .iter()
             .map(|(p, s)| (p.to_string(), serde_json::json!((s * 10.0).round() / 10.0)))
             .collect();
-        t.insert("total".into(), serde_json::json!((total * 10.0).round() / 10.0));
+        t.insert(
+            "total".into(),
+            serde_json::json!((total * 10.0).round() / 10.0),
+        );
         let _ = std::fs::write(
             ctx.join("timings.json"),
             serde_json::Value::Object(t).to_string(),
@@ -1336,7 +1345,11 @@ mod tests {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -1376,7 +1389,10 @@ mod tests {
             .map(|e| e.unwrap().path())
             .collect();
         assert!(!packs.is_empty());
-        for p in packs.iter().chain([&dest.join("HEAD"), &dest.join("objects")]) {
+        for p in packs
+            .iter()
+            .chain([&dest.join("HEAD"), &dest.join("objects")])
+        {
             let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o777, "{}", p.display());
         }

@@ -291,7 +291,11 @@ fn a_python_3_9_spec_is_built_on_bullseye_and_the_report_names_the_suite() {
     let (_repo, base) = base_repo(&repo_dir);
     let mirror_dir = mirrors(work.path(), &repo_dir);
     let specs = work.path().join("specs.json");
-    std::fs::write(&specs, SPECS.replace(r#""python": "3.11""#, r#""python": "3.9""#)).unwrap();
+    std::fs::write(
+        &specs,
+        SPECS.replace(r#""python": "3.11""#, r#""python": "3.9""#),
+    )
+    .unwrap();
     let id = "mendtest__calc-39";
     let inst = serde_json::json!({
         "instance_id": id, "repo": "mendtest/calc", "base_commit": base, "version": "0.1",
@@ -308,8 +312,18 @@ fn a_python_3_9_spec_is_built_on_bullseye_and_the_report_names_the_suite() {
         .current_dir(work.path())
         .env_remove("MEND_OFFLINE_SUITE")
         .args([
-            "swebench", "eval", "--images", "build-offline", "--workers", "1", "--timeout",
-            "120", "--predictions", "gold", "--run-id", "b1",
+            "swebench",
+            "eval",
+            "--images",
+            "build-offline",
+            "--workers",
+            "1",
+            "--timeout",
+            "120",
+            "--predictions",
+            "gold",
+            "--run-id",
+            "b1",
         ])
         .arg("--dataset")
         .arg(&ds)
