@@ -39,7 +39,7 @@ const SETUP_REPO: &str = include_str!("../../../docker/swebench/offline/setup_re
 /// Bumped when the way images are made changes in a way the templates do not show.
 const RECIPE_VERSION: &str = "3";
 /// Bumped when the host-side dependency resolution changes (invalidates recorded resolutions).
-const RESOLVER_VERSION: &str = "4";
+const RESOLVER_VERSION: &str = "5";
 
 /// Where repository mirrors are found. For `owner/name`, the first that exists of
 /// `DIR/owner__name`, `DIR/owner__name.git` and `DIR/owner+name/repo` (the layout the
@@ -1003,10 +1003,14 @@ impl OfflineImages {
             requirements.join("\n"),
             build_reqs.join("\n"),
             python.clone(),
-            extras
-                .clone()
-                .map(|x| format!("{}{x}", instance.base_commit))
-                .unwrap_or_default(),
+            match &extras {
+                Some(x) => project_key(
+                    &|p| file_at(&mirror, &instance.base_commit, p).ok().flatten(),
+                    x,
+                    &pre_install,
+                ),
+                None => String::new(),
+            },
         ] {
             rh.update(part.as_bytes());
             rh.update([0]);
@@ -1097,6 +1101,34 @@ impl OfflineImages {
         Ok(tag)
     }
 }
+
+/// What the project's own dependencies depend on: its extras, the files that declare them at
+/// the base commit and the pre-install edits to them. Instances of a repository whose files
+/// agree share one resolution (the base commit itself is not in it: a resolution per commit
+/// cost a minute or two of pip per image for the same set of wheels).
+fn project_key(
+    read: &dyn Fn(&str) -> Option<String>,
+    extras: &str,
+    pre_install: &[String],
+) -> String {
+    let mut parts = vec![extras.to_string()];
+    for f in PROJECT_FILES {
+        parts.push(format!("{f}\n{}", read(f).unwrap_or_default()));
+    }
+    parts.extend(pre_install.iter().cloned());
+    parts.join("\0")
+}
+
+/// The files where a Python project declares its dependencies (setup.py may read the
+/// requirements files).
+const PROJECT_FILES: [&str; 6] = [
+    "setup.py",
+    "setup.cfg",
+    "pyproject.toml",
+    "requirements.txt",
+    "requirements/base.txt",
+    "tox.ini",
+];
 
 /// The pre-install steps that only edit files (`sed -i ...`) change what the project
 /// declares (e.g. pins in setup.py), so the host-side resolution must see them too.
@@ -1396,6 +1428,29 @@ mod tests {
             let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o777, "{}", p.display());
         }
+    }
+
+    #[test]
+    fn the_resolution_key_follows_the_project_files_not_the_commit() {
+        let files =
+            |setup: &'static str| move |p: &str| (p == "setup.py").then(|| setup.to_string());
+        let a = project_key(&files("install_requires=['x']"), "", &[]);
+        // Another commit with the same declarations: the same resolution.
+        assert_eq!(a, project_key(&files("install_requires=['x']"), "", &[]));
+        // Changed declarations, other extras or a pre-install edit: another one.
+        assert_ne!(a, project_key(&files("install_requires=['y']"), "", &[]));
+        assert_ne!(
+            a,
+            project_key(&files("install_requires=['x']"), "[test]", &[])
+        );
+        assert_ne!(
+            a,
+            project_key(
+                &files("install_requires=['x']"),
+                "",
+                &["sed -i 's/x/y/' setup.py".to_string()]
+            )
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ Step 2 grades only the instances graded with official lists: with lists mined he
 resolves and the empty patch does not by construction (FAIL_TO_PASS fail on the base commit
 and pass with gold, PASS_TO_PASS pass with gold), so a second run would only cost time;
 GOLD_ALL=1 grades them too.
+SELECT_WORK=DIR moves the work directory (default target/bench/select-work).
 MINED=FILE reuses an earlier mined file (step 1 skipped); MINED=F1,F2 joins several (mined in
 batches); EXTRA_MINED=F1,F2 adds instances
 mined from fix commits (`mend swebench mine --repo MIRROR --commits A..B`); MEND picks the binary (default
@@ -58,7 +59,7 @@ def main():
     instances, mirrors, extra = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve(), sys.argv[3:]
     mend = os.environ.get("MEND", "target/debug/mend")
     out = Path("target/bench")
-    work = (out / "select-work").resolve()
+    work = Path(os.environ.get("SELECT_WORK", out / "select-work")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     log = work / "bench-select.log"
     wheelhouse = os.environ.get("MEND_WHEELHOUSE", str(out / "wheelhouse"))
