@@ -36,6 +36,14 @@ pub struct Recipe {
 }
 
 impl Recipe {
+    /// The built-in recipe on another Debian suite (e.g. `bullseye` for its Python 3.9).
+    pub fn for_suite(suite: &str) -> Recipe {
+        Recipe {
+            suite: suite.to_string(),
+            ..Recipe::builtin()
+        }
+    }
+
     pub fn builtin() -> Recipe {
         let get = |key: &str| {
             CONF.lines()
@@ -57,10 +65,20 @@ impl Recipe {
 
 /// The image reference this build of mend uses, e.g. `mend-base:3f9a1c2b7d10`.
 pub fn image_tag() -> String {
+    tag_for(&Recipe::builtin())
+}
+
+/// The image reference of `recipe`: the built-in suite keeps [`image_tag`]'s hash, another
+/// suite hashes its name too.
+pub fn tag_for(recipe: &Recipe) -> String {
     let mut h = Sha256::new();
     h.update(CONF.as_bytes());
     h.update(b"\0");
     h.update(POST_INSTALL.as_bytes());
+    if recipe.suite != Recipe::builtin().suite {
+        h.update(b"\0suite=");
+        h.update(recipe.suite.as_bytes());
+    }
     let hex: String = h
         .finalize()
         .iter()
@@ -86,11 +104,26 @@ pub async fn ensure_from(
     mirror: Option<String>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<String, SandboxError> {
-    let tag = image_tag();
+    ensure_recipe(engine, &Recipe::builtin(), mirror, progress).await
+}
+
+/// [`ensure_from`] for any recipe, e.g. [`Recipe::for_suite`].
+pub async fn ensure_recipe(
+    engine: &DockerEngine,
+    recipe: &Recipe,
+    mirror: Option<String>,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<String, SandboxError> {
+    let tag = tag_for(recipe);
     if engine.image_exists(&tag).await? {
         return Ok(tag);
     }
-    let lock_path = std::env::temp_dir().join("mend-base-image.lock");
+    // One lock per suite: a bullseye build does not wait for a bookworm one.
+    let lock_path = std::env::temp_dir().join(if recipe.suite == Recipe::builtin().suite {
+        "mend-base-image.lock".to_string()
+    } else {
+        format!("mend-base-image-{}.lock", recipe.suite)
+    });
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -109,7 +142,7 @@ pub async fn ensure_from(
         if engine.image_exists(&tag).await? {
             return Ok(tag.clone());
         }
-        build(engine, &Recipe::builtin(), mirror, progress).await
+        build(engine, recipe, mirror, progress).await
     }
     .await;
     drop(lock);
@@ -123,7 +156,7 @@ pub async fn build(
     mirror: Option<String>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<String, SandboxError> {
-    let tag = image_tag();
+    let tag = tag_for(recipe);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(SandboxError::BaseImage("building the base image needs root (debootstrap and chroot): run `mend images base` as root, or pass --image with an image you have".into()));
@@ -133,7 +166,10 @@ pub async fn build(
     })?;
     let mirror = match mirror.or_else(|| std::env::var("MEND_APT_MIRROR").ok()) {
         Some(m) => m,
-        None => apt_mirror(Path::new("/etc/apt"), &recipe.suite)?,
+        // A Debian mirror serves every suite: one configured for another suite (this
+        // machine's) stands in when none names `recipe.suite`.
+        None => apt_mirror(Path::new("/etc/apt"), &recipe.suite)
+            .or_else(|_| apt_mirror(Path::new("/etc/apt"), &Recipe::builtin().suite))?,
     };
     let workdir = tempfile::Builder::new()
         .prefix("mend-rootfs-")
@@ -170,6 +206,10 @@ pub async fn build(
 
         progress(Progress::Step(format!("docker import as {tag}")));
         import(engine, &rootfs, &tag, progress).await?;
+        // `mend-base:latest` names the built-in suite's image only.
+        if recipe.suite == Recipe::builtin().suite {
+            tag_latest(engine, &tag).await?;
+        }
         Ok(tag.clone())
     }
     .await;
@@ -234,6 +274,10 @@ async fn import(
             "tar of the root file system failed ({status})"
         )));
     }
+    Ok(())
+}
+
+async fn tag_latest(engine: &DockerEngine, tag: &str) -> Result<(), SandboxError> {
     let opts = TagImageOptionsBuilder::default()
         .repo(REPOSITORY)
         .tag("latest")
@@ -429,5 +473,10 @@ mod tests {
         assert!(r.packages.iter().any(|p| p == "python3-venv"));
         assert!(image_tag().starts_with("mend-base:"));
         assert_eq!(image_tag(), image_tag());
+        // Another suite is another image; the built-in one keeps its tag.
+        let bullseye = Recipe::for_suite("bullseye");
+        assert_eq!(bullseye.packages, r.packages);
+        assert_ne!(tag_for(&bullseye), image_tag());
+        assert_eq!(tag_for(&Recipe::for_suite("bookworm")), image_tag());
     }
 }

@@ -49,6 +49,10 @@ pub struct EnvironmentNotes {
     pub python: Option<String>,
     /// The spec's Python version.
     pub official_python: Option<String>,
+    /// The Debian suite of the base image the Python came from (`bullseye`, `bookworm`),
+    /// when mend chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
     /// Each departure in a sentence.
     pub notes: Vec<String>,
 }

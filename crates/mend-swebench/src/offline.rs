@@ -37,9 +37,9 @@ const SETUP_ENV: &str = include_str!("../../../docker/swebench/offline/setup_env
 const SETUP_REPO: &str = include_str!("../../../docker/swebench/offline/setup_repo.sh");
 
 /// Bumped when the way images are made changes in a way the templates do not show.
-const RECIPE_VERSION: &str = "2";
+const RECIPE_VERSION: &str = "3";
 /// Bumped when the host-side dependency resolution changes (invalidates recorded resolutions).
-const RESOLVER_VERSION: &str = "4";
+const RESOLVER_VERSION: &str = "5";
 
 /// Where repository mirrors are found. For `owner/name`, the first that exists of
 /// `DIR/owner__name`, `DIR/owner__name.git` and `DIR/owner+name/repo` (the layout the
@@ -109,7 +109,20 @@ pub fn file_at(git_dir: &Path, commit: &str, path: &str) -> Result<Option<String
 #[derive(Debug, Clone)]
 struct BaseInfo {
     tag: String,
+    /// The Debian suite mend built it from; `None` for a `--base-image` of the user's.
+    suite: Option<String>,
     pythons: Vec<(u32, u32, String)>,
+}
+
+/// The Debian suite whose Python best matches a spec's: bullseye (Python 3.9) for specs up
+/// to 3.9, bookworm (3.11) above and when the spec names none. Both come from the same
+/// apt mirror as mend's base image.
+pub fn debian_suite_for(python: Option<&str>) -> &'static str {
+    match python.and_then(major_minor) {
+        Some((3, minor)) if minor <= 9 => "bullseye",
+        Some((major, _)) if major < 3 => "bullseye",
+        _ => "bookworm",
+    }
 }
 
 /// Parse `"3.9"` into `(3, 9)`.
@@ -409,6 +422,9 @@ pub struct OfflineImages {
     pub build_dir: PathBuf,
     /// The base image; `None` means mend's own, built offline when missing.
     pub base_image: Option<String>,
+    /// The Debian suite of mend's base image for every instance (`MEND_OFFLINE_SUITE`);
+    /// `None` picks per spec with [`debian_suite_for`].
+    pub suite: Option<String>,
     /// The host interpreter whose pip downloads wheels (`MEND_HOST_PYTHON`, default `python3`).
     pub host_python: String,
     /// Reach PyPI from the host for wheels not yet in the wheelhouse (off: the wheelhouse
@@ -416,7 +432,8 @@ pub struct OfflineImages {
     pub download: bool,
     /// Image name prefix; the tag is the content hash.
     pub repository: String,
-    base: OnceCell<BaseInfo>,
+    /// Base images by Debian suite (one entry when `base_image` is given).
+    bases: StdMutex<HashMap<String, Arc<OnceCell<BaseInfo>>>>,
     /// Held while an image is built, so each is built once.
     building: crate::keyed_lock::KeyedLock,
     /// One host pip at a time: they share the wheelhouse.
@@ -437,28 +454,54 @@ impl OfflineImages {
             wheelhouse,
             build_dir,
             base_image: None,
+            suite: std::env::var("MEND_OFFLINE_SUITE")
+                .ok()
+                .filter(|s| !s.is_empty() && s != "auto"),
             host_python: std::env::var("MEND_HOST_PYTHON").unwrap_or_else(|_| "python3".into()),
             download: true,
             repository: "mend-sweb.eval.x86_64".into(),
-            base: OnceCell::new(),
+            bases: Default::default(),
             building: Default::default(),
             pip_lock: Mutex::new(()),
             notes: Default::default(),
         }
     }
 
+    /// The base image for a spec's Python: the user's `--base-image`, else mend's own on
+    /// the Debian suite [`debian_suite_for`] picks (built from the apt mirror when missing).
     async fn base(
         &self,
         engine: &DockerEngine,
+        spec_python: Option<&str>,
         progress: ImageProgress<'_>,
-    ) -> Result<&BaseInfo, SwebenchError> {
-        self.base
+    ) -> Result<BaseInfo, SwebenchError> {
+        let suite = match (&self.base_image, &self.suite) {
+            (Some(_), _) => None,
+            (None, Some(forced)) => Some(forced.as_str()),
+            (None, None) => Some(debian_suite_for(spec_python)),
+        };
+        let cell = {
+            let mut m = self
+                .bases
+                .lock()
+                .map_err(|_| SwebenchError::Invalid("base image table poisoned".into()))?;
+            m.entry(suite.unwrap_or("").to_string())
+                .or_default()
+                .clone()
+        };
+        let info = cell
             .get_or_try_init(|| async {
-                let tag = match &self.base_image {
-                    Some(t) => t.clone(),
-                    None => {
-                        progress("ensuring mend's offline base image");
-                        mend_sandbox::base_image::ensure(engine, &mut |p| {
+                let tag = match (&self.base_image, suite) {
+                    (Some(t), _) => t.clone(),
+                    (None, suite) => {
+                        let recipe = mend_sandbox::base_image::Recipe::for_suite(
+                            suite.unwrap_or("bookworm"),
+                        );
+                        progress(&format!(
+                            "ensuring mend's offline base image (Debian {})",
+                            recipe.suite
+                        ));
+                        mend_sandbox::base_image::ensure_recipe(engine, &recipe, None, &mut |p| {
                             if let mend_sandbox::base_image::Progress::Step(s) = p {
                                 progress(&s)
                             }
@@ -472,9 +515,56 @@ impl OfflineImages {
                         "base image {tag} has no python3.X interpreter"
                     )));
                 }
-                Ok(BaseInfo { tag, pythons })
+                Ok(BaseInfo {
+                    tag,
+                    suite: suite.map(str::to_string),
+                    pythons,
+                })
             })
-            .await
+            .await?;
+        Ok(info.clone())
+    }
+
+    /// A host interpreter of Python `major.minor` for pip: wheels downloaded or built must
+    /// fit the image's Python. `MEND_HOST_PYTHON` when it is that version, else `pythonX.Y`
+    /// on PATH, else one of pyenv's (`$PYENV_ROOT`, default ~/.pyenv).
+    fn host_python_for(&self, major: u32, minor: u32) -> Result<String, SwebenchError> {
+        let version_of = |exe: &str| -> Option<(u32, u32)> {
+            let out = std::process::Command::new(exe)
+                .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            major_minor(&String::from_utf8_lossy(&out.stdout))
+        };
+        let mut candidates = vec![self.host_python.clone(), format!("python{major}.{minor}")];
+        let pyenv_root = std::env::var_os("PYENV_ROOT")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".pyenv")));
+        if let Some(root) = pyenv_root
+            && let Ok(rd) = std::fs::read_dir(root.join("versions"))
+        {
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&format!("{major}.{minor}.")))
+                })
+                .map(|p| p.join("bin").join(format!("python{major}.{minor}")))
+                .collect();
+            found.sort();
+            candidates.extend(found.into_iter().rev().map(|p| p.display().to_string()));
+        }
+        candidates
+            .into_iter()
+            .find(|c| version_of(c) == Some((major, minor)))
+            .ok_or_else(|| {
+                SwebenchError::Invalid(format!(
+                    "no Python {major}.{minor} on the host to download wheels for the image's Python {major}.{minor}: install python{major}.{minor} (or with pyenv), or set MEND_HOST_PYTHON to one"
+                ))
+            })
     }
 
     /// Resolve `requirements` (+ the project at `src` with `extras`, + `build_reqs`) into
@@ -487,6 +577,7 @@ impl OfflineImages {
         pip_group: usize,
         project: Option<(&Path, &str)>,
         build_reqs: &[String],
+        python: &str,
         progress: ImageProgress<'_>,
     ) -> Result<Resolution, SwebenchError> {
         let _pip = self.pip_lock.lock().await;
@@ -536,7 +627,7 @@ impl OfflineImages {
         ));
         if !kept.is_empty()
             && self
-                .pip_download(&dl, &write_reqs(&kept, "requirements.txt")?)
+                .pip_download(python, &dl, &write_reqs(&kept, "requirements.txt")?)
                 .await
                 .is_err()
         {
@@ -545,7 +636,7 @@ impl OfflineImages {
             let mut errors = Vec::new();
             if split < requirements.len() {
                 match self
-                    .pip_download(&dl, &write_reqs(&merged, "merged.txt")?)
+                    .pip_download(python, &dl, &write_reqs(&merged, "merged.txt")?)
                     .await
                 {
                     Ok(()) => all_ok = true,
@@ -567,7 +658,7 @@ impl OfflineImages {
                 for line in &kept {
                     let scratch = stage.path().join("one");
                     match self
-                        .pip_download(&scratch, std::slice::from_ref(line))
+                        .pip_download(python, &scratch, std::slice::from_ref(line))
                         .await
                     {
                         Ok(()) => ok.push(line.clone()),
@@ -589,7 +680,7 @@ impl OfflineImages {
                     .enumerate()
                     .filter(|(_, g)| !g.is_empty())
                 {
-                    self.pip_download(&dl, &write_reqs(g, &format!("kept{i}.txt"))?)
+                    self.pip_download(python, &dl, &write_reqs(g, &format!("kept{i}.txt"))?)
                         .await
                         .map_err(|e| {
                             SwebenchError::Invalid(format!("pip download: {}", last_line(&e)))
@@ -601,7 +692,7 @@ impl OfflineImages {
         // then move a pinned package (e.g. Jinja2) to what the project asks for.
         if let Some((src, extras)) = project
             && let Err(e) = self
-                .pip_download(&dl, &[format!("{}{extras}", src.display())])
+                .pip_download(python, &dl, &[format!("{}{extras}", src.display())])
                 .await
         {
             res.notes.push(format!(
@@ -610,15 +701,16 @@ impl OfflineImages {
             ));
         }
         if !build_reqs.is_empty()
-            && let Err(e) = self.pip_download(&dl, build_reqs).await
+            && let Err(e) = self.pip_download(python, &dl, build_reqs).await
         {
             res.notes.push(format!(
                 "build requirements {build_reqs:?} did not resolve: {}",
                 last_line(&e)
             ));
         }
-        // Wheels go to the wheelhouse as they are; sdists become wheels on the host (same
-        // Debian and Python minor as the base image, so compiled wheels fit).
+        // Wheels go to the wheelhouse as they are; sdists become wheels on the host with the
+        // image's Python minor (an older Debian suite in the image than on the host may lack
+        // a newer glibc a compiled one asks for: such a package fails at install or import).
         let mut files: Vec<String> = Vec::new();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&dl)
             .map_err(SwebenchError::io("listing downloads"))?
@@ -646,13 +738,16 @@ impl OfflineImages {
             progress(&format!("building a wheel from {name}"));
             let wheel_dir = stage.path().join(format!("wheel-{name}"));
             match self
-                .pip(&[
-                    "wheel",
-                    "--no-deps",
-                    "-w",
-                    &wheel_dir.display().to_string(),
-                    &path.display().to_string(),
-                ])
+                .pip(
+                    python,
+                    &[
+                        "wheel",
+                        "--no-deps",
+                        "-w",
+                        &wheel_dir.display().to_string(),
+                        &path.display().to_string(),
+                    ],
+                )
                 .await
             {
                 Ok(_) => {
@@ -683,7 +778,7 @@ impl OfflineImages {
         Ok(res)
     }
 
-    async fn pip_download(&self, dest: &Path, args: &[String]) -> Result<(), String> {
+    async fn pip_download(&self, python: &str, dest: &Path, args: &[String]) -> Result<(), String> {
         let mut all: Vec<String> = vec![
             "download".into(),
             "-d".into(),
@@ -693,13 +788,13 @@ impl OfflineImages {
         ];
         all.extend(args.iter().cloned());
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        self.pip(&refs).await.map(|_| ())
+        self.pip(python, &refs).await.map(|_| ())
     }
 
-    async fn pip(&self, args: &[&str]) -> Result<String, String> {
+    async fn pip(&self, python: &str, args: &[&str]) -> Result<String, String> {
         // `--progress-bar` belongs to the subcommand (download, wheel), so it goes after it.
         let (sub, rest) = args.split_first().ok_or("no pip subcommand")?;
-        let out = tokio::process::Command::new(&self.host_python)
+        let out = tokio::process::Command::new(python)
             .args([
                 "-m",
                 "pip",
@@ -714,7 +809,7 @@ impl OfflineImages {
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|e| format!("running {} -m pip: {e}", self.host_python))?;
+            .map_err(|e| format!("running {python} -m pip: {e}"))?;
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -771,7 +866,7 @@ impl OfflineImages {
                 instance.base_commit
             )));
         }
-        let base = self.base(engine, progress).await?;
+        let base = self.base(engine, spec.python.as_deref(), progress).await?;
         let (ma, mi, full) = nearest_python(spec.python.as_deref(), &base.pythons)
             .cloned()
             .ok_or_else(|| err("no Python in the base image".into()))?;
@@ -779,11 +874,16 @@ impl OfflineImages {
         let mut notes = EnvironmentNotes {
             python: Some(full.clone()),
             official_python: spec.python.clone(),
+            suite: base.suite.clone(),
             notes: Vec::new(),
         };
         if spec.python.as_deref().and_then(major_minor) != Some((ma, mi)) {
             notes.notes.push(format!(
-                "Python {full} instead of the official {}",
+                "Python {full}{} instead of the official {}",
+                base.suite
+                    .as_deref()
+                    .map(|s| format!(" (Debian {s})"))
+                    .unwrap_or_default(),
                 spec.python.as_deref().unwrap_or("(unspecified)")
             ));
         }
@@ -855,6 +955,16 @@ impl OfflineImages {
         std::fs::create_dir_all(ctx.join("wheels"))
             .map_err(SwebenchError::io(format!("creating {}", ctx.display())))?;
 
+        let started = std::time::Instant::now();
+        let mut timings: Vec<(&str, f64)> = Vec::new();
+        let mut lap = {
+            let mut last = started;
+            move |phase: &'static str, timings: &mut Vec<(&str, f64)>| {
+                let now = std::time::Instant::now();
+                timings.push((phase, (now - last).as_secs_f64()));
+                last = now;
+            }
+        };
         // The repository, history up to the base commit only (later commits never enter the image).
         progress(&format!(
             "exporting {} at {} from {}",
@@ -865,6 +975,7 @@ impl OfflineImages {
         export_history(&mirror, &instance.base_commit, &ctx.join("repo.git"))
             .await
             .map_err(err)?;
+        lap("export_history", &mut timings);
 
         // Host side: resolve and download the wheels.
         let src =
@@ -879,16 +990,27 @@ impl OfflineImages {
             }
             None => None,
         };
+        // pip on the host must be the image's Python (only asked for when there is
+        // something to resolve).
+        let host_python = if requirements.is_empty() && project.is_none() {
+            self.host_python.clone()
+        } else {
+            self.host_python_for(ma, mi)?
+        };
         let mut rh = Sha256::new();
         for part in [
             RESOLVER_VERSION.to_string(),
             requirements.join("\n"),
             build_reqs.join("\n"),
             python.clone(),
-            extras
-                .clone()
-                .map(|x| format!("{}{x}", instance.base_commit))
-                .unwrap_or_default(),
+            match &extras {
+                Some(x) => project_key(
+                    &|p| file_at(&mirror, &instance.base_commit, p).ok().flatten(),
+                    x,
+                    &pre_install,
+                ),
+                None => String::new(),
+            },
         ] {
             rh.update(part.as_bytes());
             rh.update([0]);
@@ -901,9 +1023,11 @@ impl OfflineImages {
                 spec.pip_packages.len(),
                 project,
                 &build_reqs,
+                &host_python,
                 progress,
             )
             .await?;
+        lap("resolve_wheels", &mut timings);
         notes.notes.extend(resolution.notes.iter().cloned());
         for f in &resolution.files {
             let (from, to) = (self.wheelhouse.join(f), ctx.join("wheels").join(f));
@@ -921,6 +1045,7 @@ impl OfflineImages {
                 ("instance_id", &instance.instance_id),
                 ("python", &full),
                 ("official_python", &official_python),
+                ("suite", base.suite.as_deref().unwrap_or("")),
             ],
         );
         let files: [(&str, &str); 5] = [
@@ -942,9 +1067,33 @@ impl OfflineImages {
         std::fs::write(ctx.join("notes.json"), notes_json)
             .map_err(SwebenchError::io("writing notes.json"))?;
         drop(src);
+        lap("write_context", &mut timings);
         docker_build(&tag, &ctx, &["--network", "none"], progress)
             .await
             .map_err(err)?;
+        lap("docker_build", &mut timings);
+        // Where a build's time goes, kept beside the recipe (bench runs compare them).
+        let total = started.elapsed().as_secs_f64();
+        let summary: Vec<String> = timings
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.1}s"))
+            .collect();
+        progress(&format!(
+            "built {tag} in {total:.1}s ({})",
+            summary.join(", ")
+        ));
+        let mut t: serde_json::Map<String, serde_json::Value> = timings
+            .iter()
+            .map(|(p, s)| (p.to_string(), serde_json::json!((s * 10.0).round() / 10.0)))
+            .collect();
+        t.insert(
+            "total".into(),
+            serde_json::json!((total * 10.0).round() / 10.0),
+        );
+        let _ = std::fs::write(
+            ctx.join("timings.json"),
+            serde_json::Value::Object(t).to_string(),
+        );
         // The image has them now; the recipe and notes stay for inspection.
         let _ = std::fs::remove_dir_all(ctx.join("repo.git"));
         let _ = std::fs::remove_dir_all(ctx.join("wheels"));
@@ -952,6 +1101,34 @@ impl OfflineImages {
         Ok(tag)
     }
 }
+
+/// What the project's own dependencies depend on: its extras, the files that declare them at
+/// the base commit and the pre-install edits to them. Instances of a repository whose files
+/// agree share one resolution (the base commit itself is not in it: a resolution per commit
+/// cost a minute or two of pip per image for the same set of wheels).
+fn project_key(
+    read: &dyn Fn(&str) -> Option<String>,
+    extras: &str,
+    pre_install: &[String],
+) -> String {
+    let mut parts = vec![extras.to_string()];
+    for f in PROJECT_FILES {
+        parts.push(format!("{f}\n{}", read(f).unwrap_or_default()));
+    }
+    parts.extend(pre_install.iter().cloned());
+    parts.join("\0")
+}
+
+/// The files where a Python project declares its dependencies (setup.py may read the
+/// requirements files).
+const PROJECT_FILES: [&str; 6] = [
+    "setup.py",
+    "setup.cfg",
+    "pyproject.toml",
+    "requirements.txt",
+    "requirements/base.txt",
+    "tox.ini",
+];
 
 /// The pre-install steps that only edit files (`sed -i ...`) change what the project
 /// declares (e.g. pins in setup.py), so the host-side resolution must see them too.
@@ -977,7 +1154,10 @@ pub async fn export_history(mirror: &Path, commit: &str, dest: &Path) -> Result<
         .canonicalize()
         .map_err(|e| format!("{}: {e}", mirror.display()))?;
     let src = src.display().to_string();
+    // Packs kept as fetched (no unpacking of small fetches into loose objects).
     git_async(&[
+        "-c",
+        "fetch.unpackLimit=1",
         "--git-dir",
         &d,
         "fetch",
@@ -996,13 +1176,43 @@ pub async fn export_history(mirror: &Path, commit: &str, dest: &Path) -> Result<
         .map(|t| format!("refs/tags/{t}:refs/tags/{t}"))
         .collect();
     for chunk in refspecs.chunks(500) {
-        let mut args: Vec<&str> = vec!["--git-dir", &d, "fetch", "-q", "--no-tags", &src];
+        let mut args: Vec<&str> = vec![
+            "-c",
+            "fetch.unpackLimit=1",
+            "--git-dir",
+            &d,
+            "fetch",
+            "-q",
+            "--no-tags",
+            &src,
+        ];
         args.extend(chunk.iter().map(String::as_str));
         git_async(&args).await?;
     }
-    // One pack: smaller to send to the engine, and no loose objects to copy.
-    git_async(&["--git-dir", &d, "gc", "-q", "--prune=now"]).await?;
+    // No `git gc`: the fetch already wrote one pack with the mirror's deltas reused, and a
+    // repack of the whole history cost minutes per image under load.
+    // Files readable and writable by all as the image's `chmod -R 777 /testbed` leaves them,
+    // set here so that chmod finds nothing to change in .git: a mode change inside the
+    // image would copy the whole pack into a second layer.
+    make_world_writable(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(())
+}
+
+/// `chmod -R 777` on a directory tree (symlinks left alone, as chmod -R does).
+fn make_world_writable(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        if ft.is_symlink() {
+            continue;
+        }
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o777))?;
+        if ft.is_dir() {
+            make_world_writable(&entry.path())?;
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
 }
 
 /// A checkout of `commit` at `dest`: a real clone sharing the objects, so version tools
@@ -1139,6 +1349,108 @@ mod tests {
         assert_eq!(nearest_python(Some("3.10"), &av).unwrap().2, "3.11.2");
         assert_eq!(nearest_python(None, &av).unwrap().2, "3.11.2");
         assert!(nearest_python(Some("3.9"), &[]).is_none());
+    }
+
+    #[test]
+    fn the_suite_follows_the_spec_python() {
+        // bullseye's 3.9 for specs up to 3.9, bookworm's 3.11 above and when unspecified.
+        for (spec, suite) in [
+            (Some("3.5"), "bullseye"),
+            (Some("3.6"), "bullseye"),
+            (Some("3.9"), "bullseye"),
+            (Some("3.10"), "bookworm"),
+            (Some("3.11"), "bookworm"),
+            (Some("3.12"), "bookworm"),
+            (None, "bookworm"),
+            (Some("not a version"), "bookworm"),
+        ] {
+            assert_eq!(debian_suite_for(spec), suite, "{spec:?}");
+        }
+    }
+
+    /// `git` in `dir` with a fixed identity; panics with git's message on failure.
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[tokio::test]
+    async fn exported_history_stops_at_the_base_commit() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        git(&src, &["init", "-q"]);
+        let mut commits = Vec::new();
+        for (i, tag) in [(1, Some("v1")), (2, None), (3, Some("v3"))] {
+            std::fs::write(src.join("f.py"), format!("x = {i}\n")).unwrap();
+            git(&src, &["add", "-A"]);
+            git(&src, &["commit", "-q", "-m", &format!("c{i}")]);
+            if let Some(t) = tag {
+                git(&src, &["tag", "-a", t, "-m", t]);
+            }
+            commits.push(git(&src, &["rev-parse", "HEAD"]));
+        }
+        let dest = d.path().join("repo.git");
+        export_history(&src, &commits[1], &dest).await.unwrap();
+        // The base commit and its history, the tag it contains; not the later commit or tag.
+        assert_eq!(git(&dest, &["rev-parse", "main"]), commits[1]);
+        assert_eq!(git(&dest, &["rev-list", "--count", "main"]), "2");
+        assert_eq!(git(&dest, &["tag"]), "v1");
+        let later = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&dest)
+            .args(["cat-file", "-e", &commits[2]])
+            .status()
+            .unwrap();
+        assert!(!later.success(), "the later commit leaked into the export");
+        // Already 777 everywhere, so the image's chmod -R 777 changes nothing in .git.
+        let packs: Vec<_> = std::fs::read_dir(dest.join("objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(!packs.is_empty());
+        for p in packs
+            .iter()
+            .chain([&dest.join("HEAD"), &dest.join("objects")])
+        {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o777, "{}", p.display());
+        }
+    }
+
+    #[test]
+    fn the_resolution_key_follows_the_project_files_not_the_commit() {
+        let files =
+            |setup: &'static str| move |p: &str| (p == "setup.py").then(|| setup.to_string());
+        let a = project_key(&files("install_requires=['x']"), "", &[]);
+        // Another commit with the same declarations: the same resolution.
+        assert_eq!(a, project_key(&files("install_requires=['x']"), "", &[]));
+        // Changed declarations, other extras or a pre-install edit: another one.
+        assert_ne!(a, project_key(&files("install_requires=['y']"), "", &[]));
+        assert_ne!(
+            a,
+            project_key(&files("install_requires=['x']"), "[test]", &[])
+        );
+        assert_ne!(
+            a,
+            project_key(
+                &files("install_requires=['x']"),
+                "",
+                &["sed -i 's/x/y/' setup.py".to_string()]
+            )
+        );
     }
 
     #[test]

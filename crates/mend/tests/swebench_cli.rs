@@ -282,6 +282,77 @@ fn gold_and_empty_patches_of_a_synthetic_instance_evaluate_end_to_end() {
     );
 }
 
+/// A spec asking for Python 3.9 gets Debian bullseye's 3.9 (mend's base image on that suite,
+/// debootstrapped from the same apt mirror), and the report says so.
+#[test]
+fn a_python_3_9_spec_is_built_on_bullseye_and_the_report_names_the_suite() {
+    let work = tempfile::tempdir().unwrap();
+    let repo_dir = work.path().join("calc");
+    let (_repo, base) = base_repo(&repo_dir);
+    let mirror_dir = mirrors(work.path(), &repo_dir);
+    let specs = work.path().join("specs.json");
+    std::fs::write(
+        &specs,
+        SPECS.replace(r#""python": "3.11""#, r#""python": "3.9""#),
+    )
+    .unwrap();
+    let id = "mendtest__calc-39";
+    let inst = serde_json::json!({
+        "instance_id": id, "repo": "mendtest/calc", "base_commit": base, "version": "0.1",
+        "patch": diff("calc.py", CALC, &CALC.replace("a - b", "a + b")),
+        "test_patch": diff("tests/test_calc.py", TESTS, TESTS_WITH_ADD),
+        "problem_statement": "add() subtracts",
+        // Python 3.9's unittest names tests without the method after the class.
+        "FAIL_TO_PASS": "[\"test_add (tests.test_calc.TestCalc)\"]",
+        "PASS_TO_PASS": "[\"test_mul (tests.test_calc.TestCalc)\"]",
+    });
+    let ds = work.path().join("ds.jsonl");
+    std::fs::write(&ds, format!("{inst}\n")).unwrap();
+    let out = mend()
+        .current_dir(work.path())
+        .env_remove("MEND_OFFLINE_SUITE")
+        .args([
+            "swebench",
+            "eval",
+            "--images",
+            "build-offline",
+            "--workers",
+            "1",
+            "--timeout",
+            "120",
+            "--predictions",
+            "gold",
+            "--run-id",
+            "b1",
+        ])
+        .arg("--dataset")
+        .arg(&ds)
+        .arg("--repo-mirrors")
+        .arg(&mirror_dir)
+        .arg("--specs")
+        .arg(&specs)
+        .arg("--wheelhouse")
+        .arg(work.path().join("wheels"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("resolved 1/1"),
+        "{}",
+        text(&out)
+    );
+    let details: Value = serde_json::from_str(
+        &std::fs::read_to_string(work.path().join("gold.b1.mend.json")).unwrap(),
+    )
+    .unwrap();
+    let env = &details["environments"][id];
+    assert_eq!(env["suite"], "bullseye", "{details}");
+    assert!(
+        env["python"].as_str().unwrap().starts_with("3.9."),
+        "{details}"
+    );
+    assert_eq!(env["official_python"], "3.9");
+}
+
 #[test]
 fn mine_turns_fix_commits_into_instances_and_drops_what_does_not_discriminate() {
     let work = tempfile::tempdir().unwrap();

@@ -12,10 +12,18 @@
 4. `cargo bench -p mend-swebench --bench select`: every candidate graded (the truth), the
    inference-side checks run, the choice made in both modes -> target/bench/select.json.
 
-MINED=FILE reuses an earlier mined file (step 1 skipped); EXTRA_MINED=F1,F2 adds instances
+Step 2 grades only the instances graded with official lists: with lists mined here gold
+resolves and the empty patch does not by construction (FAIL_TO_PASS fail on the base commit
+and pass with gold, PASS_TO_PASS pass with gold), so a second run would only cost time;
+GOLD_ALL=1 grades them too.
+SELECT_WORK=DIR moves the work directory (default target/bench/select-work).
+MINED=FILE reuses an earlier mined file (step 1 skipped); MINED=F1,F2 joins several (mined in
+batches); EXTRA_MINED=F1,F2 adds instances
 mined from fix commits (`mend swebench mine --repo MIRROR --commits A..B`); MEND picks the binary (default
 target/debug/mend); MEND_WHEELHOUSE, MEND_BUILD_DIR as for bench-gold. Extra arguments go
-to `mend swebench mine` (e.g. --instance-ids ..., --workers 1).
+to `mend swebench mine` (e.g. --instance-ids ..., --workers 1). BENCH_PROFILE=dev builds the
+bench in the dev profile (no optimised build of every dependency; the time measured is in
+containers, not in mend's code).
 Standard library only; run from the workspace root.
 """
 import json
@@ -51,7 +59,7 @@ def main():
     instances, mirrors, extra = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve(), sys.argv[3:]
     mend = os.environ.get("MEND", "target/debug/mend")
     out = Path("target/bench")
-    work = (out / "select-work").resolve()
+    work = Path(os.environ.get("SELECT_WORK", out / "select-work")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     log = work / "bench-select.log"
     wheelhouse = os.environ.get("MEND_WHEELHOUSE", str(out / "wheelhouse"))
@@ -59,10 +67,10 @@ def main():
               "--build-dir", os.environ.get("MEND_BUILD_DIR", str(work / "build"))]
     mined = work / "mined.jsonl"
     if os.environ.get("MINED"):
-        mined_src = Path(os.environ["MINED"]).resolve()
-        if mined_src != mined:
-            mined.write_text(mined_src.read_text())
-        print(f"using the mined instances in {mined_src}")
+        sources = [Path(m).resolve() for m in os.environ["MINED"].split(",") if m]
+        if sources != [mined]:
+            mined.write_text("".join(m.read_text() for m in sources))
+        print(f"using the mined instances in {', '.join(map(str, sources))}")
     else:
         if "--instance-ids" not in extra and "--repos" not in extra:
             extra = ["--instance-ids", *DEFAULT_IDS, *extra]
@@ -89,11 +97,18 @@ def main():
                 r[key] = v if isinstance(v, str) else json.dumps(v)
             r["test_lists"] = "official"
     graded = work / "graded.jsonl"
-    graded.write_text("".join(json.dumps(r) + "\n" for r in records))
+    to_grade = [r for r in records if os.environ.get("GOLD_ALL") or r.get("test_lists") == "official"]
+    graded.write_text("".join(json.dumps(r) + "\n" for r in to_grade))
     workers = ["--workers", os.environ.get("WORKERS", "2")]
-    run([mend, "swebench", "eval", "--predictions", "gold", "--dataset", graded, "--run-id", "select-gold",
-         "--log-dir", work / "logs/run_evaluation", "--report-dir", work, *images, *workers], log, check=False)
-    details = json.loads((work / "gold.select-gold.mend.json").read_text())
+    details = {"outcomes": {}, "images": {}}
+    if to_grade:
+        run([mend, "swebench", "eval", "--predictions", "gold", "--dataset", graded, "--run-id", "select-gold",
+             "--log-dir", work / "logs/run_evaluation", "--report-dir", work, *images, *workers], log, check=False)
+        details = json.loads((work / "gold.select-gold.mend.json").read_text())
+    # Mined lists: gold resolves by construction (see above).
+    for r in records:
+        if r not in to_grade:
+            details["outcomes"][r["instance_id"]] = {"outcome": "resolved", "detail": "mined lists"}
 
     def resolved(d, iid):
         o = d["outcomes"].get(iid) or {}
@@ -133,7 +148,8 @@ def main():
     (work / "mined.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
     (work / "images.json").write_text(json.dumps({r["instance_id"]: details["images"][r["instance_id"]] for r in keep}, indent=1))
     subprocess.run([sys.executable, HERE / "select_pools.py", work / "mined.jsonl", mirrors, work / "pools.jsonl"], check=True)
-    p = subprocess.run(["cargo", "bench", "-p", "mend-swebench", "--bench", "select", "--", work, *workers])
+    profile = ["--profile", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+    p = subprocess.run(["cargo", "bench", *profile, "-p", "mend-swebench", "--bench", "select", "--", work, *workers])
     sys.exit(p.returncode)
 
 

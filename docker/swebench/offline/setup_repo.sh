@@ -6,7 +6,9 @@ git config --global --add safe.directory /testbed
 git config core.bare false
 git reset --hard {base_commit}
 git reflog expire --expire=now --all
-chmod -R 777 /testbed
+# What `chmod -R 777 /testbed` does, touching only what is not 777 yet: .git arrives 777
+# from the build context, and a mode change would copy its pack into this layer.
+find /testbed ! -type l ! -perm 777 -exec chmod 777 {} +
 source /opt/miniconda3/bin/activate
 conda activate testbed
 echo "Current environment: $CONDA_DEFAULT_ENV"
