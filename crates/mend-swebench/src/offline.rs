@@ -105,6 +105,16 @@ pub fn file_at(git_dir: &Path, commit: &str, path: &str) -> Result<Option<String
     git_out(git_dir, &["show", &format!("{commit}:{path}")])
 }
 
+/// What one wheel resolution is asked for.
+struct Wanted<'a> {
+    requirements: &'a [String],
+    /// The last `pip_group` requirements are the spec's `pip_packages`, installed after the rest.
+    pip_group: usize,
+    /// The project checked out at a path, with its extras (`.[test]`).
+    project: Option<(&'a Path, &'a str)>,
+    build_reqs: &'a [String],
+}
+
 /// Python versions the base image offers, e.g. `[(3, 11, "3.11.2")]`.
 #[derive(Debug, Clone)]
 struct BaseInfo {
@@ -567,19 +577,21 @@ impl OfflineImages {
             })
     }
 
-    /// Resolve `requirements` (+ the project at `src` with `extras`, + `build_reqs`) into
-    /// wheels in the wheelhouse, reusing an earlier resolution of the same inputs.
+    /// Resolve what `wanted` names into wheels in the wheelhouse, reusing an earlier
+    /// resolution of the same inputs.
     async fn resolve(
         &self,
         key: &str,
-        requirements: &[String],
-        // The last `pip_group` lines are the spec's `pip_packages`, installed after the rest.
-        pip_group: usize,
-        project: Option<(&Path, &str)>,
-        build_reqs: &[String],
+        wanted: Wanted<'_>,
         python: &str,
         progress: ImageProgress<'_>,
     ) -> Result<Resolution, SwebenchError> {
+        let Wanted {
+            requirements,
+            pip_group,
+            project,
+            build_reqs,
+        } = wanted;
         let _pip = self.pip_lock.lock().await;
         let meta = self.wheelhouse.join(".mend");
         std::fs::create_dir_all(&meta)
@@ -1019,10 +1031,12 @@ impl OfflineImages {
         let resolution = self
             .resolve(
                 &rkey,
-                &requirements,
-                spec.pip_packages.len(),
-                project,
-                &build_reqs,
+                Wanted {
+                    requirements: &requirements,
+                    pip_group: spec.pip_packages.len(),
+                    project,
+                    build_reqs: &build_reqs,
+                },
                 &host_python,
                 progress,
             )
