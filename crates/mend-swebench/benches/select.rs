@@ -68,7 +68,7 @@ struct Truth {
 type Checked = (Vec<Signals>, RegressionSet, f64);
 
 /// What the inference-side checks said of one candidate.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, serde::Serialize, Deserialize)]
 struct Signals {
     dropped: Option<String>,
     regressions: Option<Vec<String>>,
@@ -232,7 +232,17 @@ async fn bench(work: &Path, workers: usize, timing_id: Option<String>) -> Result
             let specs = specs.clone();
             let images = images.clone();
             async move {
+                // An instance's checks are kept as they finish (they take minutes each):
+                // a run stopped half-way starts again where it stopped.
+                let saved = work.join("checks").join(format!("{}.json", p.instance_id));
+                if let Some(c) = load_checked(&saved, p) {
+                    eprintln!("{}: checks from {}", p.instance_id, saved.display());
+                    return (p.instance_id.clone(), Ok(c));
+                }
                 let r = signals(engine, inst, p, &specs, images.as_ref()).await;
+                if let Ok(c) = &r {
+                    save_checked(&saved, p, c);
+                }
                 (p.instance_id.clone(), r)
             }
         }))
@@ -487,6 +497,43 @@ async fn signals(
         out.push(s);
     }
     Ok((out, set, t0.elapsed().as_secs_f64()))
+}
+
+/// What identifies a pool's checks: its candidates' patches, in order.
+fn pool_key(pool: &Pool) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for c in &pool.candidates {
+        h.update(c.patch.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks saved by an earlier run of the same pool, if any.
+fn load_checked(path: &Path, pool: &Pool) -> Option<Checked> {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    if v["pool"].as_str()? != pool_key(pool) {
+        return None;
+    }
+    Some((
+        serde_json::from_value(v["signals"].clone()).ok()?,
+        serde_json::from_value(v["set"].clone()).ok()?,
+        v["seconds"].as_f64()?,
+    ))
+}
+
+fn save_checked(path: &Path, pool: &Pool, (signals, set, secs): &Checked) {
+    let v = json!({"pool": pool_key(pool), "signals": signals, "set": set, "seconds": secs});
+    let tmp = path.with_extension("json.tmp");
+    let ok = path
+        .parent()
+        .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+        && std::fs::write(&tmp, v.to_string()).is_ok()
+        && std::fs::rename(&tmp, path).is_ok();
+    if !ok {
+        eprintln!("could not save the checks to {}", path.display());
+    }
 }
 
 /// `run_agent` with N = 1, 3, 5 candidates on the first instance, the model scripted.
