@@ -1168,19 +1168,7 @@ pub async fn export_history(mirror: &Path, commit: &str, dest: &Path) -> Result<
         .canonicalize()
         .map_err(|e| format!("{}: {e}", mirror.display()))?;
     let src = src.display().to_string();
-    // Packs kept as fetched (no unpacking of small fetches into loose objects).
-    git_async(&[
-        "-c",
-        "fetch.unpackLimit=1",
-        "--git-dir",
-        &d,
-        "fetch",
-        "-q",
-        "--no-tags",
-        &src,
-        &format!("{commit}:refs/heads/main"),
-    ])
-    .await?;
+    fetch_into(&d, &src, &[&format!("{commit}:refs/heads/main")]).await?;
     // Tags the base commit already contains, as the official images keep them (versions
     // computed by setuptools_scm and the like depend on them); later tags stay out.
     let tags = git_async(&["-C", &src, "tag", "--merged", commit]).await?;
@@ -1190,18 +1178,8 @@ pub async fn export_history(mirror: &Path, commit: &str, dest: &Path) -> Result<
         .map(|t| format!("refs/tags/{t}:refs/tags/{t}"))
         .collect();
     for chunk in refspecs.chunks(500) {
-        let mut args: Vec<&str> = vec![
-            "-c",
-            "fetch.unpackLimit=1",
-            "--git-dir",
-            &d,
-            "fetch",
-            "-q",
-            "--no-tags",
-            &src,
-        ];
-        args.extend(chunk.iter().map(String::as_str));
-        git_async(&args).await?;
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        fetch_into(&d, &src, &chunk).await?;
     }
     // No `git gc`: the fetch already wrote one pack with the mirror's deltas reused, and a
     // repack of the whole history cost minutes per image under load.
@@ -1227,6 +1205,23 @@ fn make_world_writable(dir: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
+}
+
+/// Fetch `refspecs` from the repository `src` into the bare repository `dest`, tags only
+/// as named; packs kept as fetched (no unpacking of small fetches into loose objects).
+async fn fetch_into(dest: &str, src: &str, refspecs: &[&str]) -> Result<(), String> {
+    let mut args = vec![
+        "-c",
+        "fetch.unpackLimit=1",
+        "--git-dir",
+        dest,
+        "fetch",
+        "-q",
+        "--no-tags",
+        src,
+    ];
+    args.extend_from_slice(refspecs);
+    git_async(&args).await.map(drop)
 }
 
 /// A checkout of `commit` at `dest`: a real clone sharing the objects, so version tools
