@@ -543,6 +543,10 @@ fn task_script(shard_expr: &str, shards: usize, secret_path: Option<&str>) -> St
     s
 }
 
+/// The shard number of a swarm task from its slot (see `MEND_SLOT` below).
+const SWARM_SHARD: &str =
+    "$(case \"${MEND_SLOT:-}\" in (''|*[!0-9]*) echo 1;; (*) echo $((MEND_SLOT + 1));; esac)";
+
 /// The swarm submission script: a secret from the env file, a replicated job of N tasks.
 pub fn render_swarm(a: &SwarmArgs) -> anyhow::Result<String> {
     let job = &a.job;
@@ -567,8 +571,9 @@ pub fn render_swarm(a: &SwarmArgs) -> anyhow::Result<String> {
         "--restart-condition none".into(),
         format!("--label dev.mend.swebench.run_id={}", job.run_id),
         "--user root".into(),
-        // Swarm numbers a replicated job's tasks from 0, and slot 0 renders empty (Docker
-        // 20.10, seen here): shard = slot + 1.
+        // Swarm numbers a replicated job's tasks from 0, and slot 0 renders as the node's
+        // id, or empty before the task has a node (Docker 20.10, both seen here): anything
+        // but a number is slot 0, and shard = slot + 1.
         "--env 'MEND_SLOT={{.Task.Slot}}'".into(),
         format!(
             "--mount type=bind,src={0},dst={0}",
@@ -591,11 +596,7 @@ pub fn render_swarm(a: &SwarmArgs) -> anyhow::Result<String> {
     let secret_path = job.env_file.as_ref().map(|_| "/run/secrets/mend-env");
     c.push(sh_quote(&a.image));
     c.push("/bin/sh -c".into());
-    c.push(sh_quote(&task_script(
-        "$((${MEND_SLOT:-0} + 1))",
-        job.shards,
-        secret_path,
-    )));
+    c.push(sh_quote(&task_script(SWARM_SHARD, job.shards, secret_path)));
     c.push("mend".into());
     c.extend(args.iter().map(|x| sh_quote(x)));
     s += &c.join(" \\\n  ");
@@ -825,6 +826,33 @@ mod tests {
             y,
             "a:\n  - b: 1\n    c:\n      - \"x y\"\n      - \"it's \\\"q\\\"\"\n  - \"s\"\ne: {}\nf: []\n"
         );
+    }
+
+    /// Swarm renders slot 0 as the node's id, or empty: both are shard 1.
+    #[test]
+    fn a_swarm_slot_that_is_not_a_number_is_the_first_shard() {
+        for (slot, shard) in [
+            (None, "1"),
+            (Some(""), "1"),
+            (Some("50f77ewvk80e2kypva1n5ucfr"), "1"),
+            (Some("0"), "1"),
+            (Some("1"), "2"),
+            (Some("2"), "3"),
+        ] {
+            let mut cmd = std::process::Command::new("sh");
+            cmd.args(["-c", &format!("set -eu; echo \"{SWARM_SHARD}\"")]);
+            cmd.env_remove("MEND_SLOT");
+            if let Some(v) = slot {
+                cmd.env("MEND_SLOT", v);
+            }
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{slot:?}: {out:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                shard,
+                "{slot:?}"
+            );
+        }
     }
 
     #[test]
