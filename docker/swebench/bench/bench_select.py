@@ -32,6 +32,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import official_lists  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 # Instances bench-gold built and validated before, from three repositories.
 DEFAULT_IDS = [
@@ -82,19 +85,13 @@ def main():
         have = {r["instance_id"] for r in records}
         records += [r for r in (json.loads(l) for l in Path(extra_file).read_text().splitlines() if l.strip()) if r["instance_id"] not in have]
     official_path = Path(os.environ.get("OFFICIAL", instances.parent / "swe-bench-verified.official-tests.jsonl"))
-    official = {}
-    if official_path.exists():
-        for l in official_path.read_text().splitlines():
-            if l.strip():
-                o = json.loads(l)
-                official[o["instance_id"]] = o
+    official = official_lists.load(official_path) if official_path.exists() else {}
     mined_lists = {r["instance_id"]: (r.get("FAIL_TO_PASS"), r.get("PASS_TO_PASS")) for r in records}
     for r in records:
         o = official.get(r["instance_id"])
         if o:
             for key in ("FAIL_TO_PASS", "PASS_TO_PASS"):
-                v = o[key]
-                r[key] = v if isinstance(v, str) else json.dumps(v)
+                r[key] = json.dumps(o[key])
             r["test_lists"] = "official"
     graded = work / "graded.jsonl"
     to_grade = [r for r in records if os.environ.get("GOLD_ALL") or r.get("test_lists") == "official"]
