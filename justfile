@@ -72,6 +72,9 @@ bench-index MIRRORS:
 # are graded with them; mined lists are compared with them (docker/swebench/bench/official_lists.py,
 # tested by `python3 -m unittest discover -s docker/swebench/bench`).
 # e.g. just bench-gold ../shared/data/swe-bench-verified.dev.jsonl ../mirrors --repos sympy/sympy
+# Records without a version or test_patch (the public held-out ones): docker/swebench/bench/add_versions.py,
+# then `just bench-recover`. Long runs in batches: BENCH_GOLD_NAME=gold-a writes target/bench/gold-a.json
+# (work in gold-a-work); docker/swebench/bench/gold_merge.py target/bench/gold-*.json joins them into gold.json.
 bench-gold INSTANCES MIRRORS *ARGS: setup
     cargo build --release -p mend
     python3 docker/swebench/bench/bench_gold.py {{INSTANCES}} {{MIRRORS}} {{ARGS}}
@@ -86,6 +89,8 @@ bench-recover INSTANCES MIRRORS *ARGS:
 
 # mend's evaluation vs the official harness (PyPI swebench 4.1.0 in SWEBENCH_VENV) on the
 # instances bench-gold validated, serial and 2 workers -> target/bench/harness.json
+# (graded with bench-gold's lists; BENCH_GOLD_NAMES=gold-a,gold-b for batches, HARNESS_WORKERS=2 for one
+# 2-worker pass per harness, HARNESS_INSTANCES=N for a sample spread over the list)
 bench-harness: setup
     cargo build --release -p mend
     python3 docker/swebench/bench/bench_harness.py

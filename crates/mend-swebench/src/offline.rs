@@ -39,7 +39,7 @@ const SETUP_REPO: &str = include_str!("../../../docker/swebench/offline/setup_re
 /// Bumped when the way images are made changes in a way the templates do not show.
 const RECIPE_VERSION: &str = "3";
 /// Bumped when the host-side dependency resolution changes (invalidates recorded resolutions).
-const RESOLVER_VERSION: &str = "5";
+const RESOLVER_VERSION: &str = "6";
 
 /// Where repository mirrors are found. For `owner/name`, the first that exists of
 /// `DIR/owner__name`, `DIR/owner__name.git` and `DIR/owner+name/repo` (the layout the
@@ -125,11 +125,12 @@ struct BaseInfo {
 }
 
 /// The Debian suite whose Python best matches a spec's: bullseye (Python 3.9) for specs up
-/// to 3.9, bookworm (3.11) above and when the spec names none. Both come from the same
-/// apt mirror as mend's base image.
+/// to 3.10, bookworm (3.11) above and when the spec names none. Both come from the same
+/// apt mirror as mend's base image. 3.10 is as near to one as to the other; the older wins
+/// because a spec's pins are as old as it is (xarray's numpy 1.23.0 has no 3.11 wheel).
 pub fn debian_suite_for(python: Option<&str>) -> &'static str {
     match python.and_then(major_minor) {
-        Some((3, minor)) if minor <= 9 => "bullseye",
+        Some((3, minor)) if minor <= 10 => "bullseye",
         Some((major, _)) if major < 3 => "bullseye",
         _ => "bookworm",
     }
@@ -717,6 +718,15 @@ impl OfflineImages {
         {
             res.notes.push(format!(
                 "build requirements {build_reqs:?} did not resolve: {}",
+                last_line(&e)
+            ));
+        }
+        // A current pip for the image's Python, installed before anything else: a venv's own
+        // pip can predate PEP 660 (bullseye's 20.3 falls back to `setup.py develop`, which
+        // current setuptools refuses); the official conda environments come with a current pip.
+        if let Err(e) = self.pip_download(python, &dl, &["pip".into()]).await {
+            res.notes.push(format!(
+                "no current pip for this Python (the venv's own is used): {}",
                 last_line(&e)
             ));
         }
@@ -1362,12 +1372,12 @@ mod tests {
 
     #[test]
     fn the_suite_follows_the_spec_python() {
-        // bullseye's 3.9 for specs up to 3.9, bookworm's 3.11 above and when unspecified.
+        // bullseye's 3.9 for specs up to 3.10, bookworm's 3.11 above and when unspecified.
         for (spec, suite) in [
             (Some("3.5"), "bullseye"),
             (Some("3.6"), "bullseye"),
             (Some("3.9"), "bullseye"),
-            (Some("3.10"), "bookworm"),
+            (Some("3.10"), "bullseye"),
             (Some("3.11"), "bookworm"),
             (Some("3.12"), "bookworm"),
             (None, "bookworm"),

@@ -64,7 +64,10 @@ def main():
     instances, mirrors, extra = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve(), sys.argv[3:]
     mend = os.environ.get("MEND", "target/release/mend")
     out = Path("target/bench")
-    work = out / "gold-work"
+    # BENCH_GOLD_NAME=gold-a: a batch of its own (target/bench/gold-a-work, gold-a.json), so
+    # long runs finish in parts; gold_merge.py joins the parts into gold.json.
+    name = os.environ.get("BENCH_GOLD_NAME", "gold")
+    work = out / f"{name}-work"
     work.mkdir(parents=True, exist_ok=True)
     log = work / "bench-gold.log"
     wheelhouse = os.environ.get("MEND_WHEELHOUSE", str(out / "wheelhouse"))
@@ -120,6 +123,7 @@ def main():
                 "instance_id": iid,
                 "repo": r["repo"],
                 "python": env.get("python"),
+                "suite": env.get("suite"),
                 "official_python": env.get("official_python"),
                 "gold": g,
                 "empty": e,
@@ -134,12 +138,16 @@ def main():
                 "environment_notes": env.get("notes", []),
             }
         )
+    result = {"instances": rows, "dropped": dropped, "summary": summarize(rows, dropped, times)}
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result)
+    print(f"written: {out / f'{name}.json'}")
+
+
+def summarize(rows, dropped, times):
     agree = sum(1 for x in rows if x["comparable"] and x["gold"] == "resolved" and x["empty"] != "resolved")
     vs = [x["mined_vs_official"] for x in rows if x["mined_vs_official"]]
-    result = {
-        "instances": rows,
-        "dropped": dropped,
-        "summary": {
+    return {
             "validated": len(rows),
             "repositories": len({x["repo"] for x in rows}),
             "gold_resolved": sum(1 for x in rows if x["gold"] == "resolved"),
@@ -156,9 +164,11 @@ def main():
             },
             "dropped": len(dropped),
             "seconds": {k: round(v, 1) for k, v in times.items()},
-        },
-    }
-    (out / "gold.json").write_text(json.dumps(result, indent=2) + "\n")
+        }
+
+
+def print_table(result):
+    rows, dropped = result["instances"], result["dropped"]
     print(f"\n{'instance':<40} {'repo':<22} {'python':<8} {'official':<8} {'lists':<8} {'gold':<11} {'empty':<11} F2P  P2P")
     for x in rows:
         flag = "" if x["comparable"] else "  NOT COMPARABLE"
@@ -166,7 +176,6 @@ def main():
     for d in dropped:
         print(f"{d['instance_id']:<40} dropped: {d['reason'][:160]}")
     print(json.dumps(result["summary"]))
-    print(f"written: {out / 'gold.json'}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ serially and with 2 workers, interleaved so both see the same machine:
 - official: PyPI `swebench` 4.1.0 in a venv (SWEBENCH_VENV, default ../venv-swebench41),
   given the images under a namespace (`mendlocal/sweb.eval.x86_64.<id>` tags) so it builds
   nothing (see official_harness.py).
-HARNESS_INSTANCES=N limits the run to N of them. Reports wall times, per-instance overhead outside the test run (wall time minus the test
+HARNESS_INSTANCES=N limits the run to N of them; HARNESS_WORKERS=2 runs each harness once with
+2 workers (the default "1,2" adds serial runs for the overhead). The records are bench-gold's
+graded.jsonl (official lists where it had them), so both harnesses grade the same lists. Reports wall times, per-instance overhead outside the test run (wall time minus the test
 runtime each harness logs as "Test runtime: X seconds", per instance) and the verdict of
 each harness per instance. Writes target/bench/harness.json and prints it.
 """
@@ -69,13 +71,27 @@ def main():
     py = venv / "bin/python"
     if not py.exists():
         sys.exit(f"no official harness at {venv}: python3 -m venv {venv} && {venv}/bin/pip install swebench==4.1.0")
-    gw = root / "target/bench/gold-work"
-    mined = gw / "mined.jsonl"
-    details = json.loads((gw / "gold.bench-gold.mend.json").read_text())
-    records = [json.loads(l) for l in mined.read_text().splitlines() if l.strip()]
-    ids = [r["instance_id"] for r in records if details.get("images", {}).get(r["instance_id"]) and details["outcomes"].get(r["instance_id"], {}).get("outcome") in ("resolved", "already_graded")]
+    # bench-gold's work directories: target/bench/gold-work, or the batches it ran as
+    # BENCH_GOLD_NAME=gold-a,... (BENCH_GOLD_NAMES=gold-a,gold-b).
+    details, records, sources = {"images": {}, "outcomes": {}}, [], []
+    for name in os.environ.get("BENCH_GOLD_NAMES", "gold").split(","):
+        gw = root / f"target/bench/{name.strip()}-work"
+        # What bench-gold graded (official lists where there are some), else what it mined.
+        graded = gw / "graded.jsonl" if (gw / "graded.jsonl").exists() else gw / "mined.jsonl"
+        if not (gw / "gold.bench-gold.mend.json").exists():
+            sys.exit(f"{gw}: no gold.bench-gold.mend.json; run `just bench-gold` (BENCH_GOLD_NAME={name}) first")
+        d = json.loads((gw / "gold.bench-gold.mend.json").read_text())
+        details["images"].update(d.get("images", {}))
+        details["outcomes"].update(d.get("outcomes", {}))
+        records += [json.loads(l) for l in graded.read_text().splitlines() if l.strip()]
+        sources.append(str(graded.relative_to(root)))
+    # Every instance bench-gold ran in an image: agreement counts unresolved verdicts too.
+    ids = [r["instance_id"] for r in records if details.get("images", {}).get(r["instance_id"]) and details["outcomes"].get(r["instance_id"], {}).get("outcome") in ("resolved", "unresolved", "already_graded")]
     if not ids:
         sys.exit("no validated instances: run `just bench-gold` first")
+    # HARNESS_WORKERS=2 runs each harness once with 2 workers (agreement at scale); the
+    # default also runs both serially for the per-instance overhead.
+    worker_counts = [int(w) for w in os.environ.get("HARNESS_WORKERS", "1,2").split(",") if w.strip()]
     # HARNESS_INSTANCES=N takes every k-th instance so that N remain, across repositories.
     limit = int(os.environ.get("HARNESS_INSTANCES", "0") or 0)
     if 0 < limit < len(ids):
@@ -103,7 +119,7 @@ def main():
                 f.write(json.dumps(r) + "\n")
 
     runs = {}
-    for workers in (1, 2):
+    for workers in worker_counts:
         for harness in ("mend", "official"):
             name = f"{harness}-w{workers}"
             cwd = work / name
@@ -134,14 +150,19 @@ def main():
             row[name] = r["verdicts"].get(iid)
         row["agree"] = len({r["verdicts"].get(iid) for r in runs.values()}) == 1
         per_instance.append(row)
-    m1, o1 = runs["mend-w1"], runs["official-w1"]
-    m2, o2 = runs["mend-w2"], runs["official-w2"]
+    by_repo = {}
+    for r in records:
+        if r["instance_id"] in ids:
+            by_repo.setdefault(r["repo"], []).append(r["instance_id"])
     result = {
         "instances": len(ids),
+        "graded_from": sources,
         "runs": {k: {kk: vv for kk, vv in v.items() if kk != "verdicts"} for k, v in runs.items()},
-        "serial_overhead_per_instance_seconds": {"mend": m1["overhead_per_instance_seconds"], "official": o1["overhead_per_instance_seconds"]},
-        "wall_ratio_official_over_mend": {"workers_1": round(o1["wall_seconds"] / m1["wall_seconds"], 2), "workers_2": round(o2["wall_seconds"] / m2["wall_seconds"], 2)},
+        "serial_overhead_per_instance_seconds": {h: runs[f"{h}-w1"]["overhead_per_instance_seconds"] for h in ("mend", "official") if f"{h}-w1" in runs},
+        "wall_ratio_official_over_mend": {f"workers_{w}": round(runs[f"official-w{w}"]["wall_seconds"] / runs[f"mend-w{w}"]["wall_seconds"], 2) for w in worker_counts},
         "verdicts_agree": all(r["agree"] for r in per_instance),
+        "agreeing": sum(1 for r in per_instance if r["agree"]),
+        "per_repository": {repo: {"instances": len(v), "agree": sum(1 for r in per_instance if r["instance_id"] in v and r["agree"])} for repo, v in sorted(by_repo.items())},
         "per_instance": per_instance,
     }
     out = root / "target/bench/harness.json"

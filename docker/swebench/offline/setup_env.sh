@@ -10,6 +10,8 @@ $PY -m venv /opt/miniconda3/envs/testbed
 printf '[global]\nno-index = true\nfind-links = /opt/wheels\ndisable-pip-version-check = true\n' > /opt/miniconda3/envs/testbed/pip.conf
 source /opt/miniconda3/bin/activate
 conda activate testbed
+# The wheelhouse's current pip first (the venv's own may not do PEP 660 editable installs).
+python -m pip install --upgrade pip || echo "mend: pip not upgraded; using $(python -m pip --version)"
 if [ -s /opt/mend-setup/requirements.txt ]; then
     # All at once first; line by line when that fails, so one unbuildable package
     # leaves the others installed (the failures are listed in the build log and the file).

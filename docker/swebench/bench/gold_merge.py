@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Joins bench-gold batches (BENCH_GOLD_NAME=gold-a, gold-b, ...) into one gold.json.
+
+    python3 docker/swebench/bench/gold_merge.py target/bench/gold-a.json target/bench/gold-b.json [--out target/bench/gold.json]
+
+An instance in several batches keeps its last row; an instance dropped in one batch and kept in
+another counts as kept. The summary is recomputed over the whole (seconds are summed).
+Standard library only.
+"""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gold import print_table, summarize  # noqa: E402
+
+
+def merge(parts):
+    rows, dropped, seconds = {}, {}, {}
+    for part in parts:
+        for x in part["instances"]:
+            rows[x["instance_id"]] = x
+        for d in part["dropped"]:
+            dropped[d["instance_id"]] = d
+        for k, v in part.get("summary", {}).get("seconds", {}).items():
+            seconds[k] = seconds.get(k, 0) + v
+    kept = list(rows.values())
+    gone = [d for iid, d in dropped.items() if iid not in rows]
+    return {"instances": kept, "dropped": gone, "summary": summarize(kept, gone, seconds)}
+
+
+def main():
+    args = sys.argv[1:]
+    out = Path("target/bench/gold.json")
+    if "--out" in args:
+        i = args.index("--out")
+        if i + 1 >= len(args):
+            sys.exit("--out needs a file")
+        out = Path(args[i + 1])
+        del args[i : i + 2]
+    if not args:
+        sys.exit(__doc__)
+    parts = []
+    for a in args:
+        try:
+            parts.append(json.loads(Path(a).read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            sys.exit(f"{a}: {e}")
+        if not isinstance(parts[-1], dict) or "instances" not in parts[-1]:
+            sys.exit(f"{a}: not a bench-gold result (no `instances`)")
+    result = merge(parts)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(result)
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
