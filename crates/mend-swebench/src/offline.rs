@@ -326,10 +326,19 @@ pub fn environment_requirements(
     }
     lines.extend(spec.pip_packages.iter().cloned());
     Ok(lines
-        .into_iter()
-        .map(|l| l.trim().to_string())
+        .iter()
+        .map(|l| strip_comment(l).trim().to_string())
         .filter(|l| !l.is_empty())
         .collect())
+}
+
+/// A requirement line without its comment: as pip reads requirements files, `#` at the start
+/// or after whitespace begins one (`astroid==2.6.0  # pinned` -> `astroid==2.6.0`). Lines are
+/// also passed to pip one by one, where a comment is an invalid requirement.
+fn strip_comment(line: &str) -> &str {
+    let b = line.as_bytes();
+    let cut = (0..b.len()).find(|&i| b[i] == b'#' && (i == 0 || b[i - 1].is_ascii_whitespace()));
+    &line[..cut.unwrap_or(line.len())]
 }
 
 /// `pip install` arguments that name the repository itself in an install command
@@ -759,19 +768,30 @@ impl OfflineImages {
             }
             progress(&format!("building a wheel from {name}"));
             let wheel_dir = stage.path().join(format!("wheel-{name}"));
-            match self
-                .pip(
-                    python,
-                    &[
-                        "wheel",
-                        "--no-deps",
-                        "-w",
-                        &wheel_dir.display().to_string(),
-                        &path.display().to_string(),
-                    ],
-                )
-                .await
-            {
+            let (wheel_dir_s, path_s) =
+                (wheel_dir.display().to_string(), path.display().to_string());
+            let mut built = self
+                .pip(python, &["wheel", "--no-deps", "-w", &wheel_dir_s, &path_s])
+                .await;
+            if built.is_err() {
+                // A setup.py-only sdist is built by `setup.py bdist_wheel`, which needs the
+                // `wheel` package in the host interpreter (pyenv's lack it); PEP 517 builds it
+                // in an isolated environment with its own setuptools and wheel instead.
+                built = self
+                    .pip(
+                        python,
+                        &[
+                            "wheel",
+                            "--no-deps",
+                            "--use-pep517",
+                            "-w",
+                            &wheel_dir_s,
+                            &path_s,
+                        ],
+                    )
+                    .await;
+            }
+            match built {
                 Ok(_) => {
                     for w in std::fs::read_dir(&wheel_dir)
                         .map_err(SwebenchError::io("listing built wheels"))?
@@ -1368,6 +1388,20 @@ mod tests {
         assert_eq!(nearest_python(Some("3.10"), &av).unwrap().2, "3.11.2");
         assert_eq!(nearest_python(None, &av).unwrap().2, "3.11.2");
         assert!(nearest_python(Some("3.9"), &[]).is_none());
+    }
+
+    #[test]
+    fn requirement_comments_are_cut_as_pip_cuts_them() {
+        assert_eq!(
+            strip_comment("astroid==2.6.0  # Pinned to a specific version for tests"),
+            "astroid==2.6.0  "
+        );
+        assert_eq!(strip_comment("# a whole-line comment"), "");
+        // A `#` inside a URL fragment is not a comment.
+        assert_eq!(
+            strip_comment("pkg @ https://example.com/p.zip#sha256=ab"),
+            "pkg @ https://example.com/p.zip#sha256=ab"
+        );
     }
 
     #[test]
