@@ -1251,7 +1251,40 @@ async fn fetch_into(dest: &str, src: &str, refspecs: &[&str]) -> Result<(), Stri
         src,
     ];
     args.extend_from_slice(refspecs);
-    git_async(&args).await.map(drop)
+    let Err(e) = git_async(&args).await else {
+        return Ok(());
+    };
+    // A mirror that leaves out some objects (fetched copies without their large files) fails
+    // with "unable to read <id>": name the file, first, so a shortened message still says it.
+    let Some(missing) = e
+        .split("unable to read ")
+        .nth(1)
+        .map(|r| {
+            r.chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect::<String>()
+        })
+        .filter(|id| id.len() == 40)
+    else {
+        return Err(e);
+    };
+    for commit in refspecs.iter().map(|r| r.split(':').next().unwrap_or(r)) {
+        let tree = git_async(&["--git-dir", src, "ls-tree", "-r", commit])
+            .await
+            .unwrap_or_default();
+        if let Some(path) = tree
+            .lines()
+            .find(|l| l.contains(&missing))
+            .and_then(|l| l.split('\t').nth(1))
+        {
+            return Err(format!(
+                "the mirror {src} lacks {path} (object {missing}) at {commit}, so that commit cannot be exported whole (a partial mirror, e.g. one without its large files); {e}"
+            ));
+        }
+    }
+    Err(format!(
+        "the mirror {src} lacks object {missing}, so the commit cannot be exported whole (a partial mirror); {e}"
+    ))
 }
 
 /// A checkout of `commit` at `dest`: a real clone sharing the objects, so version tools
@@ -1436,6 +1469,35 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_mirror_missing_a_file_is_named_with_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        git(&src, &["init", "-q"]);
+        std::fs::write(src.join("small.py"), "x = 1\n").unwrap();
+        std::fs::write(src.join("big.dat"), "a large data file\n").unwrap();
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-qm", "c"]);
+        let commit = git(&src, &["rev-parse", "HEAD"]);
+        // The blob goes missing, as in a copy made without its large files.
+        let blob = git(&src, &["rev-parse", "HEAD:big.dat"]);
+        std::fs::remove_file(src.join(".git/objects").join(&blob[..2]).join(&blob[2..])).unwrap();
+        let dest = d.path().join("dest.git");
+        git(d.path(), &["init", "-q", "--bare", dest.to_str().unwrap()]);
+        let src_git = src.join(".git").display().to_string();
+        let refspec = format!("{commit}:refs/heads/main");
+        let e = fetch_into(&dest.display().to_string(), &src_git, &[&refspec])
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "the mirror {src_git} lacks big.dat (object {blob}) at {commit}"
+            )),
+            "{e}"
+        );
     }
 
     #[tokio::test]
