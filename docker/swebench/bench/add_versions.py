@@ -49,29 +49,27 @@ def mirror_of(mirrors, repo):
     return p if p.exists() else None
 
 
+def jsonl(path):
+    """The records of a jsonl file; a bad line is named and ends the run."""
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                sys.exit(f"{path}:{n}: not JSON ({e})")
+
+
 def main():
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     records_path, mirrors, metas = sys.argv[1], sys.argv[2], sys.argv[3:]
     known = {}
     for path in metas:
-        for n, line in enumerate(Path(path).read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                sys.exit(f"{path}:{n}: not JSON ({e})")
+        for r in jsonl(path):
             if r.get("version"):
                 known[r["instance_id"]] = (r["repo"], r["base_commit"], str(r["version"]))
     unresolved = []
-    for n, line in enumerate(Path(records_path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            sys.exit(f"{records_path}:{n}: not JSON ({e})")
+    for r in jsonl(records_path):
         iid, repo = r["instance_id"], r["repo"]
         mirror = mirror_of(mirrors, repo)
         if r.get("version"):
