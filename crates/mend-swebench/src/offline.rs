@@ -167,6 +167,12 @@ pub fn conda_to_pip(spec: &str) -> Option<String> {
     if matches!(name, "python" | "pip" | "conda") {
         return None;
     }
+    // Conda names whose PyPI project is named otherwise (PyPI's `iris` is a placeholder that
+    // raises on import, which broke every xarray test module that imports it).
+    let name = match name {
+        "iris" => "scitools-iris",
+        other => other,
+    };
     if let Some(v) = rest.strip_prefix('=').filter(|r| !r.starts_with('=')) {
         // conda `=1.2` means 1.2.*; `=1.2.*` and `=1.2=build` variants too.
         let v = v.split('=').next().unwrap_or("").trim_end_matches(".*");
@@ -1577,6 +1583,11 @@ mod tests {
             Some("scipy==1.7.1")
         );
         assert_eq!(conda_to_pip("python=3.9"), None);
+        assert_eq!(conda_to_pip("iris").as_deref(), Some("scitools-iris"));
+        assert_eq!(
+            conda_to_pip("iris>=3.1").as_deref(),
+            Some("scitools-iris>=3.1")
+        );
         assert_eq!(conda_to_pip("conda-forge::eccodes"), None);
         let yml = "name: xarray-tests\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.10\n  - numpy\n  - pint>=0.19 # units\n  - pip\n  - pip:\n      - pytest-env\n      - numbagg==0.2\n  - toolz\n";
         assert_eq!(
