@@ -23,3 +23,5 @@ if [ -s /opt/mend-setup/requirements.txt ]; then
     fi
 fi
 python --version
+# Where this Python's test output differs from the official one's (empty when it does not).
+{compat}
