@@ -85,6 +85,8 @@ def main():
         details["outcomes"].update(d.get("outcomes", {}))
         records += [json.loads(l) for l in graded.read_text().splitlines() if l.strip()]
         sources.append(str(graded.relative_to(root)))
+    # An instance in several batches: the last batch's record (and image) stands.
+    records = list({r["instance_id"]: r for r in records}.values())
     # Every instance bench-gold ran in an image: agreement counts unresolved verdicts too.
     ids = [r["instance_id"] for r in records if details.get("images", {}).get(r["instance_id"]) and details["outcomes"].get(r["instance_id"], {}).get("outcome") in ("resolved", "unresolved", "already_graded")]
     if not ids:
