@@ -805,25 +805,14 @@ impl OfflineImages {
             let wheel_dir = stage.path().join(format!("wheel-{name}"));
             let (wheel_dir_s, path_s) =
                 (wheel_dir.display().to_string(), path.display().to_string());
-            let mut built = self
-                .pip(python, &["wheel", "--no-deps", "-w", &wheel_dir_s, &path_s])
-                .await;
+            let args = ["wheel", "--no-deps", "-w", &wheel_dir_s, &path_s];
+            let mut built = self.pip(python, &args).await;
             if built.is_err() {
                 // A setup.py-only sdist is built by `setup.py bdist_wheel`, which needs the
                 // `wheel` package in the host interpreter (pyenv's lack it); PEP 517 builds it
                 // in an isolated environment with its own setuptools and wheel instead.
                 built = self
-                    .pip(
-                        python,
-                        &[
-                            "wheel",
-                            "--no-deps",
-                            "--use-pep517",
-                            "-w",
-                            &wheel_dir_s,
-                            &path_s,
-                        ],
-                    )
+                    .pip(python, &[&args[..], &["--use-pep517"]].concat())
                     .await;
             }
             match built {
