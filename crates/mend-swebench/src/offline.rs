@@ -485,6 +485,10 @@ pub struct OfflineImages {
     /// Reach PyPI from the host for wheels not yet in the wheelhouse (off: the wheelhouse
     /// must already hold everything, e.g. on a machine with no network at all).
     pub download: bool,
+    /// Resolve as PyPI stood on this date (`--pypi-cutoff`, `MEND_PYPI_CUTOFF`): unpinned
+    /// packages drift (docutils dropped `utils.roman`, setuptools `pkg_resources`), and the
+    /// official environments were resolved when the specs were written. `None`: today's PyPI.
+    pub pypi_cutoff: Option<String>,
     /// Image name prefix; the tag is the content hash.
     pub repository: String,
     /// Base images by Debian suite (one entry when `base_image` is given).
@@ -514,6 +518,9 @@ impl OfflineImages {
                 .filter(|s| !s.is_empty() && s != "auto"),
             host_python: std::env::var("MEND_HOST_PYTHON").unwrap_or_else(|_| "python3".into()),
             download: true,
+            pypi_cutoff: std::env::var("MEND_PYPI_CUTOFF")
+                .ok()
+                .filter(|s| !s.is_empty()),
             repository: "mend-sweb.eval.x86_64".into(),
             bases: Default::default(),
             building: Default::default(),
@@ -657,7 +664,22 @@ impl OfflineImages {
                 self.wheelhouse.display()
             )));
         }
+        if let Some(cutoff) = &self.pypi_cutoff {
+            let help = self
+                .pip(python, &["download", "--help"])
+                .await
+                .unwrap_or_default();
+            if !help.contains(UPLOADED_PRIOR_TO) {
+                return Err(SwebenchError::Invalid(format!(
+                    "--pypi-cutoff {cutoff} needs pip 26.0 or newer in the host's {python} (its pip has no {UPLOADED_PRIOR_TO}): run `{python} -m pip install 'pip>=26'`, or leave the cutoff out"
+                )));
+            }
+        }
         let mut res = Resolution::default();
+        if let Some(cutoff) = &self.pypi_cutoff {
+            res.notes
+                .push(format!("packages resolved as PyPI stood before {cutoff}"));
+        }
         let stage =
             tempfile::tempdir().map_err(SwebenchError::io("creating a download directory"))?;
         let dl = stage.path().join("dl");
@@ -870,6 +892,7 @@ impl OfflineImages {
                 "off",
             ])
             .args(rest)
+            .args(cutoff_args(sub, self.pypi_cutoff.as_deref()))
             .env_remove("PIP_FIND_LINKS")
             .stdin(Stdio::null())
             .kill_on_drop(true)
@@ -1075,7 +1098,11 @@ impl OfflineImages {
         };
         let mut rh = Sha256::new();
         for part in [
-            RESOLVER_VERSION.to_string(),
+            // A cutoff is part of the key only when set: keys without one stay as they were.
+            match &self.pypi_cutoff {
+                Some(c) => format!("{RESOLVER_VERSION}\0pypi-cutoff {c}"),
+                None => RESOLVER_VERSION.to_string(),
+            },
             requirements.join("\n"),
             build_reqs.join("\n"),
             python.clone(),
@@ -1378,6 +1405,40 @@ async fn probe_pythons(
 }
 
 /// The line of pip's output that says what went wrong (its last `ERROR:` line, else the last line).
+const UPLOADED_PRIOR_TO: &str = "--uploaded-prior-to";
+
+/// pip's option for a PyPI cutoff, for the subcommands that reach the index (sdist builds
+/// under PEP 517 fetch their build requirements too).
+fn cutoff_args(sub: &str, cutoff: Option<&str>) -> Vec<String> {
+    match cutoff {
+        Some(c) if matches!(sub, "download" | "wheel") => {
+            vec![UPLOADED_PRIOR_TO.to_string(), c.to_string()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A `--pypi-cutoff` as pip takes it: `YYYY-MM-DD`, optionally with an ISO 8601 time.
+pub fn check_pypi_cutoff(s: &str) -> Result<(), String> {
+    let b = s.as_bytes();
+    let date_ok = b.len() >= 10
+        && b[..10].iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && (b.len() == 10 || b[10] == b'T');
+    if date_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--pypi-cutoff {s:?} is not a date: give YYYY-MM-DD (or an ISO 8601 time such as 2024-08-13T00:00:00Z)"
+        ))
+    }
+}
+
 fn last_line(s: &str) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
     let line = lines
@@ -1445,6 +1506,27 @@ pub fn requirements_table(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pypi_cutoff_reaches_only_the_pip_commands_that_ask_the_index() {
+        assert_eq!(
+            super::cutoff_args("download", Some("2024-08-13")),
+            vec!["--uploaded-prior-to", "2024-08-13"]
+        );
+        assert_eq!(
+            super::cutoff_args("wheel", Some("2024-08-13")),
+            vec!["--uploaded-prior-to", "2024-08-13"]
+        );
+        assert!(super::cutoff_args("download", None).is_empty());
+        assert!(super::cutoff_args("install", Some("2024-08-13")).is_empty());
+        for ok in ["2024-08-13", "2024-08-13T00:00:00Z"] {
+            assert!(super::check_pypi_cutoff(ok).is_ok(), "{ok}");
+        }
+        for bad in ["2024-8-13", "yesterday", "", "2024-08-13 00:00"] {
+            let e = super::check_pypi_cutoff(bad).unwrap_err();
+            assert!(e.contains("YYYY-MM-DD"), "{e}");
+        }
+    }
+
     use super::*;
 
     #[test]

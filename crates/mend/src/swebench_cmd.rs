@@ -92,6 +92,10 @@ pub struct ImageArgs {
     /// Never reach PyPI: the wheelhouse must already hold every wheel.
     #[arg(long)]
     pub no_download: bool,
+    /// Resolve wheels for build-offline as PyPI stood before this date (YYYY-MM-DD), as
+    /// the official environments were; unpinned packages drift. Needs pip 26.0+ on the host.
+    #[arg(long, value_name = "DATE", env = "MEND_PYPI_CUTOFF")]
+    pub pypi_cutoff: Option<String>,
     /// Base image for build-offline (default: mend's own, built offline when missing).
     #[arg(long)]
     pub base_image: Option<String>,
@@ -388,6 +392,10 @@ fn image_source(
             );
             o.base_image = a.base_image.clone();
             o.download = !a.no_download;
+            if let Some(c) = a.pypi_cutoff.as_deref().filter(|c| !c.is_empty()) {
+                mend_swebench::offline::check_pypi_cutoff(c).map_err(anyhow::Error::msg)?;
+                o.pypi_cutoff = Some(c.to_string());
+            }
             Arc::new(o)
         }
         other => bail!("unknown --images {other}"),
