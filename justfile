@@ -75,6 +75,7 @@ bench-index MIRRORS:
 # Records without a version or test_patch (the public held-out ones): docker/swebench/bench/add_versions.py,
 # then `just bench-recover`. Long runs in batches: BENCH_GOLD_NAME=gold-a writes target/bench/gold-a.json
 # (work in gold-a-work); docker/swebench/bench/gold_merge.py target/bench/gold-*.json joins them into gold.json.
+# MEND_PYPI_CUTOFF=2024-08-13 resolves wheels as PyPI stood then (needs pip 26+ in the host's pythonX.Y).
 bench-gold INSTANCES MIRRORS *ARGS: setup
     cargo build --release -p mend
     python3 docker/swebench/bench/bench_gold.py {{INSTANCES}} {{MIRRORS}} {{ARGS}}
