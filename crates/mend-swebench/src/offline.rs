@@ -485,9 +485,10 @@ pub struct OfflineImages {
     /// Reach PyPI from the host for wheels not yet in the wheelhouse (off: the wheelhouse
     /// must already hold everything, e.g. on a machine with no network at all).
     pub download: bool,
-    /// Resolve as PyPI stood on this date (`--pypi-cutoff`, `MEND_PYPI_CUTOFF`): unpinned
-    /// packages drift (docutils dropped `utils.roman`, setuptools `pkg_resources`), and the
-    /// official environments were resolved when the specs were written. `None`: today's PyPI.
+    /// Resolve as PyPI stood on this date (set from the CLI's `--pypi-cutoff`, which also reads
+    /// `MEND_PYPI_CUTOFF`): unpinned packages drift (docutils dropped `utils.roman`, setuptools
+    /// `pkg_resources`), and the official environments were resolved when the specs were
+    /// written. `None`: today's PyPI.
     pub pypi_cutoff: Option<String>,
     /// Image name prefix; the tag is the content hash.
     pub repository: String,
@@ -518,9 +519,7 @@ impl OfflineImages {
                 .filter(|s| !s.is_empty() && s != "auto"),
             host_python: std::env::var("MEND_HOST_PYTHON").unwrap_or_else(|_| "python3".into()),
             download: true,
-            pypi_cutoff: std::env::var("MEND_PYPI_CUTOFF")
-                .ok()
-                .filter(|s| !s.is_empty()),
+            pypi_cutoff: None,
             repository: "mend-sweb.eval.x86_64".into(),
             bases: Default::default(),
             building: Default::default(),
@@ -1404,7 +1403,6 @@ async fn probe_pythons(
     Ok(v)
 }
 
-/// The line of pip's output that says what went wrong (its last `ERROR:` line, else the last line).
 const UPLOADED_PRIOR_TO: &str = "--uploaded-prior-to";
 
 /// pip's option for a PyPI cutoff, for the subcommands that reach the index (sdist builds
@@ -1439,6 +1437,7 @@ pub fn check_pypi_cutoff(s: &str) -> Result<(), String> {
     }
 }
 
+/// The line of pip's output that says what went wrong (its last `ERROR:` line, else the last line).
 fn last_line(s: &str) -> String {
     let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
     let line = lines
@@ -1506,28 +1505,28 @@ pub fn requirements_table(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_pypi_cutoff_reaches_only_the_pip_commands_that_ask_the_index() {
         assert_eq!(
-            super::cutoff_args("download", Some("2024-08-13")),
+            cutoff_args("download", Some("2024-08-13")),
             vec!["--uploaded-prior-to", "2024-08-13"]
         );
         assert_eq!(
-            super::cutoff_args("wheel", Some("2024-08-13")),
+            cutoff_args("wheel", Some("2024-08-13")),
             vec!["--uploaded-prior-to", "2024-08-13"]
         );
-        assert!(super::cutoff_args("download", None).is_empty());
-        assert!(super::cutoff_args("install", Some("2024-08-13")).is_empty());
+        assert!(cutoff_args("download", None).is_empty());
+        assert!(cutoff_args("install", Some("2024-08-13")).is_empty());
         for ok in ["2024-08-13", "2024-08-13T00:00:00Z"] {
-            assert!(super::check_pypi_cutoff(ok).is_ok(), "{ok}");
+            assert!(check_pypi_cutoff(ok).is_ok(), "{ok}");
         }
         for bad in ["2024-8-13", "yesterday", "", "2024-08-13 00:00"] {
-            let e = super::check_pypi_cutoff(bad).unwrap_err();
+            let e = check_pypi_cutoff(bad).unwrap_err();
             assert!(e.contains("YYYY-MM-DD"), "{e}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn nearest_python_prefers_exact_then_closest_then_newer() {

@@ -282,8 +282,9 @@ fn gold_and_empty_patches_of_a_synthetic_instance_evaluate_end_to_end() {
     );
 }
 
-/// A spec asking for Python 3.9 gets Debian bullseye's 3.9 (mend's base image on that suite,
-/// debootstrapped from the same apt mirror), and the report says so.
+/// A spec asking for Python 3.6 gets Debian bullseye's 3.9, the nearest (mend's base image on
+/// that suite, debootstrapped from the same apt mirror), with unittest naming tests as 3.6 did;
+/// the report says so.
 #[test]
 fn a_python_3_6_spec_is_built_on_bullseye_names_tests_as_3_6_and_the_report_names_the_suite() {
     let work = tempfile::tempdir().unwrap();
