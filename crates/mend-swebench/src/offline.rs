@@ -392,32 +392,120 @@ pub fn project_extras(install: &str) -> Option<String> {
     })
 }
 
-/// The build requirements in a `pyproject.toml` (`[build-system] requires`), or setuptools'
-/// defaults when there is none.
-pub fn build_requirements(pyproject: Option<&str>) -> Vec<String> {
-    let defaults = || vec!["setuptools>=40.8.0".to_string(), "wheel".to_string()];
-    let Some(text) = pyproject else {
-        return defaults();
-    };
-    let Ok(v) = toml::from_str::<toml::Table>(text) else {
-        return defaults();
-    };
-    match v
-        .get("build-system")
-        .and_then(|b| b.get("requires"))
-        .and_then(|r| r.as_array())
-    {
-        Some(reqs) => {
-            let mut out: Vec<String> = reqs
-                .iter()
-                .filter_map(|r| r.as_str().map(str::to_string))
-                .collect();
-            // pip asks setuptools' backend for `wheel` on older versions; harmless elsewhere.
-            out.push("wheel".into());
-            out
+/// A project's build files at one commit, as far as they name build requirements.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BuildFiles<'a> {
+    pub pyproject: Option<&'a str>,
+    pub setup_cfg: Option<&'a str>,
+    pub setup_py: Option<&'a str>,
+}
+
+/// The build requirements of a project: `pyproject.toml`'s `[build-system] requires` (or
+/// setuptools' defaults when there is none), then setuptools' `setup_requires` from
+/// `setup.cfg` or a literal list in `setup.py`. setuptools fetches the latter through pip
+/// while building, so an offline wheelhouse must hold them (xarray's `setuptools_scm`).
+pub fn build_requirements(files: BuildFiles<'_>) -> Vec<String> {
+    let declared = files
+        .pyproject
+        .and_then(|text| toml::from_str::<toml::Table>(text).ok())
+        .and_then(|v| {
+            let reqs = v.get("build-system")?.get("requires")?.as_array()?.clone();
+            Some(
+                reqs.iter()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )
+        });
+    let mut out = declared.unwrap_or_else(|| vec!["setuptools>=40.8.0".to_string()]);
+    // pip asks setuptools' backend for `wheel` on older versions; harmless elsewhere.
+    let extra = std::iter::once("wheel".to_string())
+        .chain(
+            files
+                .setup_cfg
+                .map(setup_cfg_setup_requires)
+                .unwrap_or_default(),
+        )
+        .chain(
+            files
+                .setup_py
+                .map(setup_py_setup_requires)
+                .unwrap_or_default(),
+        );
+    for r in extra {
+        if !out.contains(&r) {
+            out.push(r);
         }
-        None => defaults(),
     }
+    out
+}
+
+/// `setup_requires` under `[options]` in a `setup.cfg`: one per continuation line, or
+/// separated by `;` on one line.
+fn setup_cfg_setup_requires(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut in_options, mut in_key) = (false, false);
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_options = trimmed == "[options]";
+            in_key = false;
+            continue;
+        }
+        let continuation = line.starts_with([' ', '\t']);
+        if in_key && continuation {
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                out.push(trimmed.to_string());
+            }
+            continue;
+        }
+        in_key = false;
+        if !in_options {
+            continue;
+        }
+        if let Some((key, value)) = trimmed.split_once('=')
+            && key.trim() == "setup_requires"
+        {
+            in_key = true;
+            out.extend(
+                value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+    out
+}
+
+/// The string literals of `setup_requires=[...]` in a `setup.py`. Computed lists (a name, a
+/// call) are not followed: only what the file spells out.
+fn setup_py_setup_requires(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("setup_requires") {
+        rest = &rest[at + "setup_requires".len()..];
+        let Some(after_eq) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let Some(list) = after_eq.trim_start().strip_prefix('[') else {
+            continue;
+        };
+        let Some(end) = list.find(']') else {
+            break;
+        };
+        let mut items = &list[..end];
+        while let Some(q) = items.find(['"', '\'']) {
+            let quote = items.as_bytes()[q] as char;
+            let body = &items[q + 1..];
+            let Some(close) = body.find(quote) else {
+                break;
+            };
+            out.push(body[..close].to_string());
+            items = &body[close + 1..];
+        }
+    }
+    out
 }
 
 /// The project name of a requirement line, normalised (`Foo_Bar[x]>=1` -> `foo-bar`).
@@ -998,10 +1086,16 @@ impl OfflineImages {
                 ("compat", &compat),
             ],
         );
-        let pyproject = file_at(&mirror, &instance.base_commit, "pyproject.toml")?;
         let extras = spec.install.as_deref().and_then(project_extras);
         let build_reqs = if extras.is_some() {
-            build_requirements(pyproject.as_deref())
+            let at = |p: &str| file_at(&mirror, &instance.base_commit, p);
+            let (pyproject, setup_cfg, setup_py) =
+                (at("pyproject.toml")?, at("setup.cfg")?, at("setup.py")?);
+            build_requirements(BuildFiles {
+                pyproject: pyproject.as_deref(),
+                setup_cfg: setup_cfg.as_deref(),
+                setup_py: setup_py.as_deref(),
+            })
         } else {
             Vec::new()
         };
@@ -1761,11 +1855,55 @@ mod tests {
         );
         assert_eq!(project_extras("make"), None);
         assert_eq!(
-            build_requirements(None),
+            build_requirements(BuildFiles::default()),
             vec!["setuptools>=40.8.0", "wheel"]
         );
         let pp = "[build-system]\nrequires = [\"flit_core<4\"]\nbuild-backend = \"flit_core.buildapi\"\n";
-        assert_eq!(build_requirements(Some(pp)), vec!["flit_core<4", "wheel"]);
+        assert_eq!(
+            build_requirements(BuildFiles {
+                pyproject: Some(pp),
+                ..BuildFiles::default()
+            }),
+            vec!["flit_core<4", "wheel"]
+        );
+    }
+
+    #[test]
+    fn setup_requires_from_setup_cfg_and_setup_py_are_build_requirements() {
+        // xarray 0.12's setup.cfg: a continuation list, then the next key.
+        let cfg = "[metadata]\nname = xarray\n\n[options]\npackages = xarray\nsetup_requires =\n    setuptools >= 41.2\n    # scm\n    setuptools_scm\ninstall_requires = numpy\n\n[tool:pytest]\nsetup_requires = not-this\n";
+        assert_eq!(
+            build_requirements(BuildFiles {
+                setup_cfg: Some(cfg),
+                ..BuildFiles::default()
+            }),
+            vec![
+                "setuptools>=40.8.0",
+                "wheel",
+                "setuptools >= 41.2",
+                "setuptools_scm"
+            ]
+        );
+        let one_line = "[options]\nsetup_requires = numpy>=1.13; cython\n";
+        assert_eq!(
+            setup_cfg_setup_requires(one_line),
+            vec!["numpy>=1.13", "cython"]
+        );
+        // pytest 5's setup.py: a literal list; a computed one (astropy's) names nothing.
+        let py = "setup(\n    setup_requires=[\"setuptools-scm\", 'setuptools>=40.0'],\n)\n";
+        let pp = "[build-system]\nrequires = [\"setuptools>=40.0\", \"wheel\"]\n";
+        assert_eq!(
+            build_requirements(BuildFiles {
+                pyproject: Some(pp),
+                setup_py: Some(py),
+                ..BuildFiles::default()
+            }),
+            vec!["setuptools>=40.0", "wheel", "setuptools-scm"]
+        );
+        assert!(
+            setup_py_setup_requires("setup_requires = [min_numpy_version]\nsetup_requires == x")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -6,6 +6,13 @@ PY={python_bin}
 mkdir -p /opt/miniconda3/bin /opt/miniconda3/envs
 cp /opt/mend-setup/activate.sh /opt/miniconda3/bin/activate
 $PY -m venv /opt/miniconda3/envs/testbed
+# A conda interpreter reached through a symlink still finds its environment; a venv's does
+# not (tox-current-env runs .tox/<env>/bin/python -> the env's python -> $PY). So the base
+# Python, which the image keeps only for this env, adds the env's packages when run as itself.
+BASE_SITE=$($PY -c 'import site; print(site.getsitepackages()[0])')
+ENV_SITE=$(/opt/miniconda3/envs/testbed/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+mkdir -p "$BASE_SITE"
+echo "import site; site.addsitedir('$ENV_SITE')" > "$BASE_SITE/mend-testbed-env.pth"
 # Every later pip call (the spec's install command, the eval script's) stays offline.
 printf '[global]\nno-index = true\nfind-links = /opt/wheels\ndisable-pip-version-check = true\n' > /opt/miniconda3/envs/testbed/pip.conf
 source /opt/miniconda3/bin/activate
