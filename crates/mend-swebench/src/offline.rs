@@ -39,7 +39,7 @@ const SETUP_REPO: &str = include_str!("../../../docker/swebench/offline/setup_re
 /// Bumped when the way images are made changes in a way the templates do not show.
 const RECIPE_VERSION: &str = "3";
 /// Bumped when the host-side dependency resolution changes (invalidates recorded resolutions).
-const RESOLVER_VERSION: &str = "6";
+const RESOLVER_VERSION: &str = "7";
 
 /// Where repository mirrors are found. For `owner/name`, the first that exists of
 /// `DIR/owner__name`, `DIR/owner__name.git` and `DIR/owner+name/repo` (the layout the
@@ -1167,6 +1167,15 @@ impl OfflineImages {
         export_history(&mirror, &instance.base_commit, &ctx.join("repo.git"))
             .await
             .map_err(err)?;
+        notes.notes.extend(
+            export_submodules(
+                &self.mirrors,
+                &mirror,
+                &instance.base_commit,
+                &ctx.join("repo.git"),
+            )
+            .await?,
+        );
         lap("export_history", &mut timings);
 
         // Host side: resolve and download the wheels.
@@ -1328,13 +1337,40 @@ const PROJECT_FILES: [&str; 6] = [
     "tox.ini",
 ];
 
+/// Whether a pre-install step only edits files: `sed -i ...`, possibly guarded by
+/// `grep -q ...` through `&&` / `||` (sphinx 4.x pins its sphinxcontrib packages so).
+fn edits_files_only(command: &str) -> bool {
+    // Split on `&&` / `||` outside quotes; any other control character outside quotes
+    // (`;`, a pipe, a redirection, a substitution) makes it more than an edit.
+    let mut parts = vec![String::new()];
+    let mut quote: Option<char> = None;
+    let mut chars = command.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '$' | '`') => return false,
+            (Some(_), c) => parts.last_mut().unwrap().push(c),
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '&' | '|') if chars.peek() == Some(&c) => {
+                chars.next();
+                parts.push(String::new());
+            }
+            (None, ';' | '&' | '|' | '<' | '>' | '`' | '$' | '\n' | '(' | ')') => return false,
+            (None, c) => parts.last_mut().unwrap().push(c),
+        }
+    }
+    quote.is_none()
+        && parts.iter().any(|p| p.trim_start().starts_with("sed -i "))
+        && parts.iter().all(|p| {
+            let p = p.trim_start();
+            p.starts_with("sed -i ") || p.starts_with("grep -q ")
+        })
+}
+
 /// The pre-install steps that only edit files (`sed -i ...`) change what the project
 /// declares (e.g. pins in setup.py), so the host-side resolution must see them too.
 fn run_host_edits(pre_install: &[String], dir: &Path) {
-    for c in pre_install
-        .iter()
-        .filter(|c| c.trim_start().starts_with("sed -i"))
-    {
+    for c in pre_install.iter().filter(|c| edits_files_only(c)) {
         let _ = std::process::Command::new("bash")
             .args(["-c", c])
             .current_dir(dir)
@@ -1372,6 +1408,137 @@ pub async fn export_history(mirror: &Path, commit: &str, dest: &Path) -> Result<
     // image would copy the whole pack into a second layer.
     make_world_writable(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(())
+}
+
+/// A submodule of the base commit: its name and path in `.gitmodules`, the repository its URL
+/// names (`owner/name`, its last two path segments) and the commit the base tree pins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submodule {
+    pub name: String,
+    pub path: String,
+    pub repo: String,
+    pub commit: String,
+}
+
+/// The submodules pinned at `commit` of a mirror (none without a `.gitmodules`).
+pub fn submodules_at(mirror: &Path, commit: &str) -> Result<Vec<Submodule>, SwebenchError> {
+    let Some(config) = git_out(
+        mirror,
+        &[
+            "config",
+            "--blob",
+            &format!("{commit}:.gitmodules"),
+            "--get-regexp",
+            r"^submodule\..*\.(path|url)$",
+        ],
+    )?
+    else {
+        return Ok(Vec::new());
+    };
+    // `submodule.NAME.path VALUE` / `submodule.NAME.url VALUE`, NAME possibly with dots.
+    let mut paths: Vec<(String, String)> = Vec::new();
+    let mut urls: HashMap<String, String> = HashMap::new();
+    for line in config.lines() {
+        let Some((key, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some(rest) = key.strip_prefix("submodule.") else {
+            continue;
+        };
+        if let Some(name) = rest.strip_suffix(".path") {
+            paths.push((name.to_string(), value.to_string()));
+        } else if let Some(name) = rest.strip_suffix(".url") {
+            urls.insert(name.to_string(), value.to_string());
+        }
+    }
+    let mut out = Vec::new();
+    for (name, path) in paths {
+        let Some(repo) = urls.get(&name).and_then(|u| repo_of_url(u)) else {
+            continue;
+        };
+        let Some(tree) = git_out(mirror, &["ls-tree", commit, "--", &path])? else {
+            continue;
+        };
+        // `160000 commit SHA\tPATH`: a gitlink; anything else is not a pinned submodule.
+        let mut fields = tree.split_whitespace();
+        if fields.next() == Some("160000")
+            && fields.next() == Some("commit")
+            && let Some(sha) = fields.next()
+        {
+            out.push(Submodule {
+                name,
+                path,
+                repo,
+                commit: sha.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `owner/name` from a clone URL's last two path segments (`https://github.com/a/b.git`,
+/// `git@github.com:a/b`); `None` for a URL with fewer (a relative `../b.git`).
+fn repo_of_url(url: &str) -> Option<String> {
+    let url = url.trim().trim_end_matches('/');
+    let url = url.strip_suffix(".git").unwrap_or(url);
+    let path = match url.split_once("://") {
+        Some((_, rest)) => rest.split_once('/')?.1,
+        None => url.split_once(':')?.1,
+    };
+    let mut segments = path.rsplit('/').filter(|s| !s.is_empty() && *s != "..");
+    let name = segments.next()?;
+    let owner = segments.next()?;
+    Some(format!("{owner}/{name}"))
+}
+
+/// Each submodule's history up to its pinned commit, from the mirror of its repository, as
+/// `dest/modules/NAME`: where `git submodule update --init` finds a submodule's git dir and
+/// reuses it instead of cloning, so a build step that initializes one (astropy's
+/// `ah_bootstrap`) works offline. What cannot be exported is returned as notes.
+pub async fn export_submodules(
+    mirrors: &MirrorDir,
+    mirror: &Path,
+    commit: &str,
+    dest: &Path,
+) -> Result<Vec<String>, SwebenchError> {
+    let mut notes = Vec::new();
+    for sub in submodules_at(mirror, commit)? {
+        let missing = |why: String| {
+            format!(
+                "submodule {} ({} at {}) is not in the image: {why}",
+                sub.path,
+                sub.repo,
+                &sub.commit[..sub.commit.len().min(12)]
+            )
+        };
+        let sub_mirror = match mirrors.find(&sub.repo) {
+            Ok(m) => m,
+            Err(e) => {
+                notes.push(missing(e.to_string()));
+                continue;
+            }
+        };
+        let git_dir = dest.join("modules").join(&sub.name);
+        match export_history(&sub_mirror, &sub.commit, &git_dir).await {
+            Ok(()) => {
+                // A submodule's git dir is not bare: `submodule update` gives it a work tree.
+                git_async(&[
+                    "--git-dir",
+                    &git_dir.display().to_string(),
+                    "config",
+                    "core.bare",
+                    "false",
+                ])
+                .await
+                .map_err(|e| SwebenchError::Invalid(missing(e)))?;
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&git_dir);
+                notes.push(missing(e));
+            }
+        }
+    }
+    Ok(notes)
 }
 
 /// `chmod -R 777` on a directory tree (symlinks left alone, as chmod -R does).
@@ -1760,6 +1927,139 @@ mod tests {
         {
             let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o777, "{}", p.display());
+        }
+    }
+
+    /// A pinned submodule is exported from its own mirror up to the pinned commit, where
+    /// `git submodule update --init` finds and reuses it with every transport forbidden;
+    /// one without a mirror is named in a note and the build goes on.
+    #[tokio::test]
+    async fn submodules_come_from_their_mirrors_at_the_pinned_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let mirrors = d.path().join("mirrors");
+        let (helpers, proj) = (mirrors.join("acme__helpers"), mirrors.join("acme__proj"));
+        std::fs::create_dir_all(&helpers).unwrap();
+        git(&helpers, &["init", "-q"]);
+        let mut pins = Vec::new();
+        for i in 1..=2 {
+            std::fs::write(helpers.join("h.py"), format!("h = {i}\n")).unwrap();
+            git(&helpers, &["add", "-A"]);
+            git(&helpers, &["commit", "-q", "-m", &format!("h{i}")]);
+            pins.push(git(&helpers, &["rev-parse", "HEAD"]));
+        }
+        std::fs::create_dir_all(&proj).unwrap();
+        git(&proj, &["init", "-q"]);
+        // Loopback URLs that nothing answers: a clone attempt would fail, not reach out.
+        std::fs::write(
+            proj.join(".gitmodules"),
+            "[submodule \"helpers\"]\n\tpath = ext/helpers\n\turl = http://127.0.0.1:9/acme/helpers.git\n[submodule \"gone\"]\n\tpath = ext/gone\n\turl = http://127.0.0.1:9/acme/gone\n",
+        )
+        .unwrap();
+        git(&proj, &["add", ".gitmodules"]);
+        for (path, sha) in [("ext/helpers", &pins[0]), ("ext/gone", &pins[1])] {
+            let info = format!("160000,{sha},{path}");
+            git(&proj, &["update-index", "--add", "--cacheinfo", &info]);
+        }
+        git(&proj, &["commit", "-q", "-m", "pin"]);
+        let base = git(&proj, &["rev-parse", "HEAD"]);
+        let found = submodules_at(&proj, &base).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].repo, "acme/helpers");
+        assert_eq!(found[0].commit, pins[0]);
+
+        let dest = d.path().join("repo.git");
+        export_history(&proj, &base, &dest).await.unwrap();
+        let notes = export_submodules(&MirrorDir::new(&mirrors), &proj, &base, &dest)
+            .await
+            .unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("ext/gone") && notes[0].contains("acme/gone"),
+            "{notes:?}"
+        );
+        let later = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(dest.join("modules/helpers"))
+            .args(["cat-file", "-e", &pins[1]])
+            .status()
+            .unwrap();
+        assert!(
+            !later.success(),
+            "a commit after the pin leaked into the export"
+        );
+
+        // What the image does: the export as /testbed/.git, checked out; then a build step's
+        // `git submodule update --init` with no transport allowed.
+        let testbed = d.path().join("testbed");
+        std::fs::create_dir(&testbed).unwrap();
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&dest)
+            .arg(testbed.join(".git"))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        git(&testbed, &["config", "core.bare", "false"]);
+        git(&testbed, &["reset", "-q", "--hard", &base]);
+        git(
+            &testbed,
+            &[
+                "-c",
+                "protocol.allow=never",
+                "submodule",
+                "update",
+                "--init",
+                "ext/helpers",
+            ],
+        );
+        assert_eq!(
+            git(&testbed.join("ext/helpers"), &["rev-parse", "HEAD"]),
+            pins[0]
+        );
+        assert_eq!(
+            std::fs::read_to_string(testbed.join("ext/helpers/h.py")).unwrap(),
+            "h = 1\n"
+        );
+    }
+
+    #[test]
+    fn guarded_sed_steps_edit_the_host_checkout_too() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("setup.py"),
+            "install_requires = ['sphinxcontrib-htmlhelp>=2.0.0', 'sphinxcontrib-jsmath']\n",
+        )
+        .unwrap();
+        let steps = [
+            "grep -q 'sphinxcontrib-htmlhelp>=2.0.0' setup.py && sed -i 's/sphinxcontrib-htmlhelp>=2.0.0/sphinxcontrib-htmlhelp>=2.0.0,<=2.0.4/' setup.py || sed -i 's/sphinxcontrib-htmlhelp/sphinxcontrib-htmlhelp<=2.0.4/' setup.py",
+            "grep -q 'sphinxcontrib-jsmath>=9' setup.py && sed -i 's/sphinxcontrib-jsmath>=9/x/' setup.py || sed -i 's/sphinxcontrib-jsmath/sphinxcontrib-jsmath<=1.0.1/' setup.py",
+            // Not an edit: never run on the host.
+            "grep -q x setup.py && touch ran-on-host",
+            "sed -i 's/a/b/' setup.py; touch ran-on-host",
+            "sed -i \"s/a/$(touch ran-on-host)/\" setup.py",
+            "sed -i 's/a/b/' setup.py > ran-on-host",
+        ]
+        .map(String::from);
+        run_host_edits(&steps, d.path());
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("setup.py")).unwrap(),
+            "install_requires = ['sphinxcontrib-htmlhelp>=2.0.0,<=2.0.4', 'sphinxcontrib-jsmath<=1.0.1']\n"
+        );
+        assert!(!d.path().join("ran-on-host").exists());
+    }
+
+    #[test]
+    fn submodule_urls_name_their_repository_by_the_last_two_segments() {
+        for (url, want) in [
+            (
+                "https://github.com/astropy/astropy-helpers.git",
+                Some("astropy/astropy-helpers"),
+            ),
+            ("git@github.com:a/b", Some("a/b")),
+            ("git://example.org/group/sub/b.git/", Some("sub/b")),
+            ("../b.git", None),
+        ] {
+            assert_eq!(repo_of_url(url).as_deref(), want, "{url}");
         }
     }
 
