@@ -250,7 +250,15 @@ pub fn environment_yml_requirements(yml: &str) -> Vec<String> {
             continue;
         }
         if let Some(r) = conda_to_pip(item) {
+            // conda's cfgrib/eccodes bring the ecCodes C library; PyPI's eccodes bindings
+            // find it only in ecmwflibs' wheel (without it xarray's conftest raises).
+            let needs_eccodes = ["cfgrib", "eccodes", "python-eccodes"]
+                .iter()
+                .any(|n| requirement_name(&r) == *n);
             out.push(r);
+            if needs_eccodes && !out.iter().any(|l| l == "ecmwflibs") {
+                out.push("ecmwflibs".into());
+            }
         }
     }
     out
@@ -877,11 +885,15 @@ impl OfflineImages {
         // A current pip for the image's Python, installed before anything else: a venv's own
         // pip can predate PEP 660 (bullseye's 20.3 falls back to `setup.py develop`, which
         // current setuptools refuses); the official conda environments come with a current pip.
-        if let Err(e) = self.pip_download(python, &dl, &["pip".into()]).await {
-            res.notes.push(format!(
-                "no current pip for this Python (the venv's own is used): {}",
-                last_line(&e)
-            ));
+        // And `wheel`, which a conda environment has and a venv lacks (`pip install
+        // --no-use-pep517`, as scikit-learn's specs ask, refuses to run without it).
+        for tool in ["pip", "wheel"] {
+            if let Err(e) = self.pip_download(python, &dl, &[tool.into()]).await {
+                res.notes.push(format!(
+                    "no current {tool} for this Python (the venv's own is used, if any): {}",
+                    last_line(&e)
+                ));
+            }
         }
         // Wheels go to the wheelhouse as they are; sdists become wheels on the host with the
         // image's Python minor (an older Debian suite in the image than on the host may lack
@@ -1614,6 +1626,25 @@ async fn checkout(git_dir: &Path, commit: &str, dest: &Path) -> Result<(), Strin
     let (g, d) = (git_dir.display().to_string(), dest.display().to_string());
     git_async(&["clone", "-q", "--shared", "--no-checkout", &g, &d]).await?;
     git_async(&["-C", &d, "checkout", "-q", commit]).await?;
+    // The exported submodules too, where a build step that initializes one finds them as it
+    // does in the image (a copy: initializing one writes to its git dir).
+    let modules = git_dir.join("modules");
+    if modules.is_dir() {
+        let out = tokio::process::Command::new("cp")
+            .arg("-r")
+            .arg(&modules)
+            .arg(dest.join(".git/modules"))
+            .output()
+            .await
+            .map_err(|e| format!("copying {}: {e}", modules.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "copying {}: {}",
+                modules.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -2020,6 +2051,24 @@ mod tests {
             std::fs::read_to_string(testbed.join("ext/helpers/h.py")).unwrap(),
             "h = 1\n"
         );
+        // The host's checkout for resolving the project's dependencies can do the same.
+        let host = d.path().join("host");
+        checkout(&dest, &base, &host).await.unwrap();
+        git(
+            &host,
+            &[
+                "-c",
+                "protocol.allow=never",
+                "submodule",
+                "update",
+                "--init",
+                "ext/helpers",
+            ],
+        );
+        assert_eq!(
+            std::fs::read_to_string(host.join("ext/helpers/h.py")).unwrap(),
+            "h = 1\n"
+        );
     }
 
     #[test]
@@ -2101,6 +2150,10 @@ mod tests {
             Some("scitools-iris>=3.1")
         );
         assert_eq!(conda_to_pip("conda-forge::eccodes"), None);
+        assert_eq!(
+            environment_yml_requirements("dependencies:\n  - cfgrib\n  - eccodes>=2.2\n"),
+            vec!["cfgrib", "ecmwflibs", "eccodes>=2.2"]
+        );
         let yml = "name: xarray-tests\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.10\n  - numpy\n  - pint>=0.19 # units\n  - pip\n  - pip:\n      - pytest-env\n      - numbagg==0.2\n  - toolz\n";
         assert_eq!(
             environment_yml_requirements(yml),

@@ -292,22 +292,35 @@ fn a_python_3_6_spec_is_built_on_bullseye_names_tests_as_3_6_and_the_report_name
     let (repo, _) = base_repo(&repo_dir);
     // Installed editable from a pyproject.toml with no setup.py: bullseye's venv pip (20.3)
     // cannot (it predates PEP 660), so this passes only once the wheelhouse's pip is installed.
+    // setup.cfg's setup_requires (six) is fetched while building, offline: only from the
+    // wheelhouse, so only if it was collected as a build requirement.
     let base = commit(
         &repo,
-        &[(
-            "pyproject.toml",
-            "[build-system]\nrequires = [\"setuptools>=64\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"calc\"\nversion = \"0.1\"\n\n[tool.setuptools]\npy-modules = [\"calc\"]\n",
-        )],
+        &[
+            (
+                "pyproject.toml",
+                "[build-system]\nrequires = [\"setuptools>=64\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = \"calc\"\nversion = \"0.1\"\n\n[tool.setuptools]\npy-modules = [\"calc\"]\n",
+            ),
+            ("setup.cfg", "[options]\nsetup_requires =\n    six\n"),
+        ],
         "packaging",
     );
     let mirror_dir = mirrors(work.path(), &repo_dir);
     let specs = work.path().join("specs.json");
     std::fs::write(
         &specs,
-        SPECS.replace(
-            r#""python": "3.11""#,
-            r#""python": "3.6", "install": "python -m pip install -e .""#,
-        ),
+        SPECS
+            .replace(
+                r#""python": "3.11""#,
+                r#""python": "3.6", "install": "python -m pip install -e .""#,
+            )
+            // The env's Python reached through a symlink, as tox-current-env runs it, still
+            // sees the env's packages, as a conda one does: calc, installed editable, from
+            // outside the checkout. And the env has `wheel`, as a conda one does.
+            .replace(
+                r#""test_cmd": "python -m unittest -v""#,
+                r#""test_cmd": "ln -sf \"$(command -v python)\" /tmp/linked-python && (cd /tmp && /tmp/linked-python -c 'import calc') && python -c 'import wheel' && python -m unittest -v""#,
+            ),
     )
     .unwrap();
     let id = "mendtest__calc-39";

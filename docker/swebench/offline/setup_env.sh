@@ -17,8 +17,10 @@ echo "import site; site.addsitedir('$ENV_SITE')" > "$BASE_SITE/mend-testbed-env.
 printf '[global]\nno-index = true\nfind-links = /opt/wheels\ndisable-pip-version-check = true\n' > /opt/miniconda3/envs/testbed/pip.conf
 source /opt/miniconda3/bin/activate
 conda activate testbed
-# The wheelhouse's current pip first (the venv's own may not do PEP 660 editable installs).
+# The wheelhouse's current pip first (the venv's own may not do PEP 660 editable installs),
+# and wheel, which a conda environment comes with and a venv does not.
 python -m pip install --upgrade pip || echo "mend: pip not upgraded; using $(python -m pip --version)"
+python -m pip show -q wheel 2>/dev/null || python -m pip install wheel || echo "mend: no wheel in the wheelhouse"
 if [ -s /opt/mend-setup/requirements.txt ]; then
     # All at once first; line by line when that fails, so one unbuildable package
     # leaves the others installed (the failures are listed in the build log and the file).
