@@ -2032,17 +2032,22 @@ mod tests {
         assert!(copied.success());
         git(&testbed, &["config", "core.bare", "false"]);
         git(&testbed, &["reset", "-q", "--hard", &base]);
-        git(
-            &testbed,
-            &[
-                "-c",
-                "protocol.allow=never",
-                "submodule",
-                "update",
-                "--init",
-                "ext/helpers",
-            ],
-        );
+        // `git submodule update --init` with every transport forbidden: only a reused git
+        // dir can satisfy it.
+        let init_offline = |work: &Path| {
+            git(
+                work,
+                &[
+                    "-c",
+                    "protocol.allow=never",
+                    "submodule",
+                    "update",
+                    "--init",
+                    "ext/helpers",
+                ],
+            )
+        };
+        init_offline(&testbed);
         assert_eq!(
             git(&testbed.join("ext/helpers"), &["rev-parse", "HEAD"]),
             pins[0]
@@ -2054,17 +2059,7 @@ mod tests {
         // The host's checkout for resolving the project's dependencies can do the same.
         let host = d.path().join("host");
         checkout(&dest, &base, &host).await.unwrap();
-        git(
-            &host,
-            &[
-                "-c",
-                "protocol.allow=never",
-                "submodule",
-                "update",
-                "--init",
-                "ext/helpers",
-            ],
-        );
+        init_offline(&host);
         assert_eq!(
             std::fs::read_to_string(host.join("ext/helpers/h.py")).unwrap(),
             "h = 1\n"
