@@ -39,7 +39,7 @@ const SETUP_REPO: &str = include_str!("../../../docker/swebench/offline/setup_re
 /// Bumped when the way images are made changes in a way the templates do not show.
 const RECIPE_VERSION: &str = "3";
 /// Bumped when the host-side dependency resolution changes (invalidates recorded resolutions).
-const RESOLVER_VERSION: &str = "7";
+const RESOLVER_VERSION: &str = "8";
 
 /// Where repository mirrors are found. For `owner/name`, the first that exists of
 /// `DIR/owner__name`, `DIR/owner__name.git` and `DIR/owner+name/repo` (the layout the
