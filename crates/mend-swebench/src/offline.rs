@@ -406,6 +406,8 @@ pub struct BuildFiles<'a> {
     pub pyproject: Option<&'a str>,
     pub setup_cfg: Option<&'a str>,
     pub setup_py: Option<&'a str>,
+    /// Whether the tree holds Cython sources (`.pyx`).
+    pub cython_sources: bool,
 }
 
 /// The build requirements of a project: `pyproject.toml`'s `[build-system] requires` (or
@@ -443,6 +445,15 @@ pub fn build_requirements(files: BuildFiles<'_>) -> Vec<String> {
         if !out.contains(&r) {
             out.push(r);
         }
+    }
+    // A setup.py building Cython sources often computes its setup_requires (astropy_helpers
+    // adds `cython>=0.21` at run time), which no file spells out; setuptools fetches it all
+    // the same, so the wheelhouse needs Cython.
+    if files.cython_sources
+        && files.setup_py.is_some()
+        && !out.iter().any(|r| requirement_name(r) == "cython")
+    {
+        out.push("cython".into());
     }
     out
 }
@@ -1103,10 +1114,16 @@ impl OfflineImages {
             let at = |p: &str| file_at(&mirror, &instance.base_commit, p);
             let (pyproject, setup_cfg, setup_py) =
                 (at("pyproject.toml")?, at("setup.cfg")?, at("setup.py")?);
+            let cython_sources = git_out(
+                &mirror,
+                &["ls-tree", "-r", "--name-only", &instance.base_commit],
+            )?
+            .is_some_and(|files| files.lines().any(|f| f.ends_with(".pyx")));
             build_requirements(BuildFiles {
                 pyproject: pyproject.as_deref(),
                 setup_cfg: setup_cfg.as_deref(),
                 setup_py: setup_py.as_deref(),
+                cython_sources,
             })
         } else {
             Vec::new()
@@ -2251,6 +2268,24 @@ mod tests {
         assert!(
             setup_py_setup_requires("setup_requires = [min_numpy_version]\nsetup_requires == x")
                 .is_empty()
+        );
+        // astropy 3.1: computed setup_requires, Cython sources: Cython all the same, once.
+        let astropy = BuildFiles {
+            setup_py: Some("setup_requires = [min_numpy_version]\n"),
+            cython_sources: true,
+            ..BuildFiles::default()
+        };
+        assert_eq!(
+            build_requirements(astropy),
+            vec!["setuptools>=40.8.0", "wheel", "cython"]
+        );
+        let pinned = "[build-system]\nrequires = [\"setuptools\", \"Cython>=0.29\"]\n";
+        assert_eq!(
+            build_requirements(BuildFiles {
+                pyproject: Some(pinned),
+                ..astropy
+            }),
+            vec!["setuptools", "Cython>=0.29", "wheel"]
         );
     }
 
