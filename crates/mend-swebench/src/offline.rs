@@ -249,19 +249,27 @@ pub fn environment_yml_requirements(yml: &str) -> Vec<String> {
             pip_indent = Some(indent);
             continue;
         }
-        if let Some(r) = conda_to_pip(item) {
-            // conda's cfgrib/eccodes bring the ecCodes C library; PyPI's eccodes bindings
-            // find it only in ecmwflibs' wheel (without it xarray's conftest raises).
-            let needs_eccodes = ["cfgrib", "eccodes", "python-eccodes"]
-                .iter()
-                .any(|n| requirement_name(&r) == *n);
-            out.push(r);
-            if needs_eccodes && !out.iter().any(|l| l == "ecmwflibs") {
-                out.push("ecmwflibs".into());
-            }
-        }
+        push_conda(&mut out, item);
     }
     out
+}
+
+/// Append what pip needs in place of one conda package: its requirement (if pip can install
+/// it), then, once, a PyPI package carrying what the conda one brings along: conda's
+/// cfgrib/eccodes bring the ecCodes C library, which PyPI's eccodes bindings find only in
+/// ecmwflibs' wheel (without it xarray's conftest raises).
+fn push_conda(out: &mut Vec<String>, spec: &str) {
+    let Some(r) = conda_to_pip(spec) else {
+        return;
+    };
+    let needs_eccodes = matches!(
+        requirement_name(&r).as_str(),
+        "cfgrib" | "eccodes" | "python-eccodes"
+    );
+    out.push(r);
+    if needs_eccodes && !out.iter().any(|l| l == "ecmwflibs") {
+        out.push("ecmwflibs".into());
+    }
 }
 
 /// Expand `-r` includes of a requirements file and drop what the official harness drops
@@ -365,7 +373,11 @@ pub fn environment_requirements(
             })?;
             lines.extend(environment_yml_requirements(&text));
         }
-        conda => lines.extend(conda.split_whitespace().filter_map(conda_to_pip)),
+        conda => {
+            for spec in conda.split_whitespace() {
+                push_conda(&mut lines, spec);
+            }
+        }
     }
     lines.extend(spec.pip_packages.iter().cloned());
     Ok(lines
@@ -2166,6 +2178,12 @@ mod tests {
             environment_yml_requirements("dependencies:\n  - cfgrib\n  - eccodes>=2.2\n"),
             vec!["cfgrib", "ecmwflibs", "eccodes>=2.2"]
         );
+        // Conda names in a spec's `packages` get the same companion.
+        let mut lines = Vec::new();
+        for spec in ["numpy", "cfgrib", "python=3.9"] {
+            push_conda(&mut lines, spec);
+        }
+        assert_eq!(lines, vec!["numpy", "cfgrib", "ecmwflibs"]);
         let yml = "name: xarray-tests\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.10\n  - numpy\n  - pint>=0.19 # units\n  - pip\n  - pip:\n      - pytest-env\n      - numbagg==0.2\n  - toolz\n";
         assert_eq!(
             environment_yml_requirements(yml),

@@ -559,8 +559,8 @@ fn mine_turns_fix_commits_into_instances_and_drops_what_does_not_discriminate() 
 }
 
 /// `mine` runs before and after three times: tests whose outcome changes between runs (here
-/// eight that pass at random before the fix) are left out of both lists and counted; the real fix test and
-/// the stable one are classified as ever.
+/// eight that pass at random before the fix) are left out of both lists and counted; the real
+/// fix test and the stable one are classified as ever.
 #[test]
 fn mine_leaves_out_tests_whose_outcome_changes_between_runs() {
     let work = tempfile::tempdir().unwrap();
