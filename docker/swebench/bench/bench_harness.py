@@ -12,7 +12,9 @@ HARNESS_INSTANCES=N limits the run to N of them; HARNESS_WORKERS=2 runs each har
 2 workers (the default "1,2" adds serial runs for the overhead). The records are bench-gold's
 graded.jsonl (official lists where it had them), so both harnesses grade the same lists. Reports wall times, per-instance overhead outside the test run (wall time minus the test
 runtime each harness logs as "Test runtime: X seconds", per instance) and the verdict of
-each harness per instance. Writes target/bench/harness.json and prints it.
+each harness per instance. Writes target/bench/harness.json and prints it; with
+BENCH_HARNESS_NAME=harness-a, target/bench/harness-a.json (work dir harness-a-work), so runs
+over different batches can go on side by side and keep their results.
 """
 import json
 import os
@@ -99,7 +101,8 @@ def main():
     if 0 < limit < len(ids):
         step = len(ids) / limit
         ids = [ids[int(i * step)] for i in range(limit)]
-    work = root / "target/bench/harness-work"
+    out_name = os.environ.get("BENCH_HARNESS_NAME", "harness")
+    work = root / f"target/bench/{out_name}-work"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -167,7 +170,7 @@ def main():
         "per_repository": {repo: {"instances": len(v), "agree": sum(1 for r in per_instance if r["instance_id"] in v and r["agree"])} for repo, v in sorted(by_repo.items())},
         "per_instance": per_instance,
     }
-    out = root / "target/bench/harness.json"
+    out = root / f"target/bench/{out_name}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"written: {out}")

@@ -1,4 +1,4 @@
-"""Tests of gold_merge.py and add_versions.py: `python3 -m unittest discover -s docker/swebench/bench`."""
+"""Tests of gold_merge.py, harness_merge.py and add_versions.py: `python3 -m unittest discover -s docker/swebench/bench`."""
 import json
 import subprocess
 import sys
@@ -7,6 +7,7 @@ import unittest
 from pathlib import Path
 
 import gold_merge
+import harness_merge
 
 HERE = Path(__file__).resolve().parent
 
@@ -33,6 +34,20 @@ class GoldMerge(unittest.TestCase):
             r = subprocess.run([sys.executable, str(HERE / "gold_merge.py"), str(p), "--out", str(Path(d) / "o.json")], capture_output=True, text=True)
             self.assertNotEqual(r.returncode, 0)
             self.assertIn("x.json", r.stderr)
+
+
+class HarnessMerge(unittest.TestCase):
+    def run_of(self, verdicts, ratio):
+        rows = [{"instance_id": i, "mend-w2": m, "official-w2": o, "agree": m == o} for i, (m, o) in verdicts.items()]
+        return {"per_instance": rows, "per_repository": {}, "wall_ratio_official_over_mend": {"workers_2": ratio}}
+
+    def test_runs_add_up_per_repository_and_a_rerun_counts_once(self):
+        a = self.run_of({"django__django-1": ("resolved", "resolved"), "sympy__sympy-2": ("resolved", "unresolved")}, 2.0)
+        b = self.run_of({"sympy__sympy-2": ("resolved", "resolved"), "psf__requests-3": ("unresolved", "unresolved")}, 1.5)
+        m = harness_merge.merge([("harness-a", a), ("harness-b", b)])
+        self.assertEqual((m["instances"], m["agreeing"], m["verdicts_agree"], m["repositories"]), (3, 3, True, 3))
+        self.assertEqual(m["per_repository"]["sympy/sympy"], {"instances": 1, "agree": 1})
+        self.assertEqual(m["wall_ratio_official_over_mend"], {"harness-a": {"workers_2": 2.0}, "harness-b": {"workers_2": 1.5}})
 
 
 class AddVersions(unittest.TestCase):

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Join bench-harness runs over different batches (BENCH_HARNESS_NAME=harness-a, ...) into
+one agreement figure: `harness_merge.py target/bench/harness-a.json ... > harness-all.json`.
+
+Verdicts and per-repository agreement add up; wall-time ratios stay per run, since each was
+measured on its own machine load.
+"""
+import json
+import sys
+from pathlib import Path
+
+
+def merge(results):
+    per_instance, per_repo, ratios = {}, {}, {}
+    for name, r in results:
+        for row in r["per_instance"]:
+            per_instance[row["instance_id"]] = row  # a later run of the same instance stands
+        ratios[name] = r["wall_ratio_official_over_mend"]
+    rows = list(per_instance.values())
+    for x in rows:
+        # django__django-11099 -> django/django
+        acc = per_repo.setdefault(x["instance_id"].rsplit("-", 1)[0].replace("__", "/"), {"instances": 0, "agree": 0})
+        acc["instances"] += 1
+        acc["agree"] += 1 if x["agree"] else 0
+    return {
+        "runs": [name for name, _ in results],
+        "instances": len(rows),
+        "agreeing": sum(1 for x in rows if x["agree"]),
+        "verdicts_agree": all(x["agree"] for x in rows),
+        "repositories": len(per_repo),
+        "per_repository": dict(sorted(per_repo.items())),
+        "wall_ratio_official_over_mend": ratios,
+        "per_instance": rows,
+    }
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: harness_merge.py HARNESS.json...")
+    results = []
+    for p in sys.argv[1:]:
+        try:
+            results.append((Path(p).stem, json.loads(Path(p).read_text())))
+        except (OSError, ValueError) as e:
+            sys.exit(f"{p}: not a bench-harness result ({e})")
+    print(json.dumps(merge(results), indent=2))
+
+
+if __name__ == "__main__":
+    main()
