@@ -91,7 +91,9 @@ bench-recover INSTANCES MIRRORS *ARGS:
 # mend's evaluation vs the official harness (PyPI swebench 4.1.0 in SWEBENCH_VENV) on the
 # instances bench-gold validated, serial and 2 workers -> target/bench/harness.json
 # (graded with bench-gold's lists; BENCH_GOLD_NAMES=gold-a,gold-b for batches, HARNESS_WORKERS=2 for one
-# 2-worker pass per harness, HARNESS_INSTANCES=N for a sample spread over the list)
+# 2-worker pass per harness, HARNESS_INSTANCES=N for a sample spread over the list;
+# BENCH_HARNESS_NAME=harness-a writes target/bench/harness-a.json, and
+# docker/swebench/bench/harness_merge.py adds such runs up)
 bench-harness: setup
     cargo build --release -p mend
     python3 docker/swebench/bench/bench_harness.py
