@@ -93,7 +93,7 @@ bench-recover INSTANCES MIRRORS *ARGS:
 # (graded with bench-gold's lists; BENCH_GOLD_NAMES=gold-a,gold-b for batches, HARNESS_WORKERS=2 for one
 # 2-worker pass per harness, HARNESS_INSTANCES=N for a sample spread over the list;
 # BENCH_HARNESS_NAME=harness-a writes target/bench/harness-a.json, and
-# docker/swebench/bench/harness_merge.py adds such runs up)
+# docker/swebench/bench/harness_merge.py adds such runs up into target/bench/harness-all.json)
 bench-harness: setup
     cargo build --release -p mend
     python3 docker/swebench/bench/bench_harness.py

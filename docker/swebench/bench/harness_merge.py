@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Join bench-harness runs over different batches (BENCH_HARNESS_NAME=harness-a, ...) into
-one agreement figure: `harness_merge.py target/bench/harness-a.json ... > harness-all.json`.
+one agreement figure, as gold_merge.py does for bench-gold batches:
+
+    python3 docker/swebench/bench/harness_merge.py target/bench/harness-a.json ... [--out target/bench/harness-all.json]
 
 Verdicts and per-repository agreement add up; wall-time ratios stay per run, since each was
 measured on its own machine load.
@@ -35,15 +37,29 @@ def merge(results):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: harness_merge.py HARNESS.json...")
+    args = sys.argv[1:]
+    out = Path("target/bench/harness-all.json")
+    if "--out" in args:
+        i = args.index("--out")
+        if i + 1 >= len(args):
+            sys.exit("--out needs a file")
+        out = Path(args[i + 1])
+        del args[i : i + 2]
+    if not args:
+        sys.exit(__doc__)
     results = []
-    for p in sys.argv[1:]:
+    for p in args:
         try:
-            results.append((Path(p).stem, json.loads(Path(p).read_text())))
+            r = json.loads(Path(p).read_text())
         except (OSError, ValueError) as e:
-            sys.exit(f"{p}: not a bench-harness result ({e})")
-    print(json.dumps(merge(results), indent=2))
+            sys.exit(f"{p}: {e}")
+        if not isinstance(r, dict) or "per_instance" not in r:
+            sys.exit(f"{p}: not a bench-harness result (no `per_instance`)")
+        results.append((Path(p).stem, r))
+    result = merge(results)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "per_instance"}, indent=2))
+    print(f"written: {out}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ class GoldMerge(unittest.TestCase):
 class HarnessMerge(unittest.TestCase):
     def run_of(self, verdicts, ratio):
         rows = [{"instance_id": i, "mend-w2": m, "official-w2": o, "agree": m == o} for i, (m, o) in verdicts.items()]
-        return {"per_instance": rows, "per_repository": {}, "wall_ratio_official_over_mend": {"workers_2": ratio}}
+        return {"per_instance": rows, "wall_ratio_official_over_mend": {"workers_2": ratio}}
 
     def test_runs_add_up_per_repository_and_a_rerun_counts_once(self):
         a = self.run_of({"django__django-1": ("resolved", "resolved"), "sympy__sympy-2": ("resolved", "unresolved")}, 2.0)
@@ -48,6 +48,15 @@ class HarnessMerge(unittest.TestCase):
         self.assertEqual((m["instances"], m["agreeing"], m["verdicts_agree"], m["repositories"]), (3, 3, True, 3))
         self.assertEqual(m["per_repository"]["sympy/sympy"], {"instances": 1, "agree": 1})
         self.assertEqual(m["wall_ratio_official_over_mend"], {"harness-a": {"workers_2": 2.0}, "harness-b": {"workers_2": 1.5}})
+
+    def test_a_file_that_is_not_a_result_is_named(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "gold-a.json"
+            p.write_text(json.dumps({"instances": []}))
+            r = subprocess.run([sys.executable, str(HERE / "harness_merge.py"), str(p), "--out", str(Path(d) / "o.json")], capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("gold-a.json: not a bench-harness result", r.stderr)
+            self.assertFalse((Path(d) / "o.json").exists())
 
 
 class AddVersions(unittest.TestCase):
