@@ -29,9 +29,11 @@ def merge(parts):
     return {"instances": kept, "dropped": gone, "summary": summarize(kept, gone, seconds)}
 
 
-def main():
-    args = sys.argv[1:]
-    out = Path("target/bench/gold.json")
+def read_results(args, default_out, doc, key, kind):
+    """Command line of the *_merge.py tools -> (out path, [(path, loaded result)]): `--out FILE`
+    anywhere, the rest result files; exits naming a file that is unreadable or lacks `key`."""
+    args = list(args)
+    out = Path(default_out)
     if "--out" in args:
         i = args.index("--out")
         if i + 1 >= len(args):
@@ -39,15 +41,22 @@ def main():
         out = Path(args[i + 1])
         del args[i : i + 2]
     if not args:
-        sys.exit(__doc__)
-    parts = []
+        sys.exit(doc)
+    results = []
     for a in args:
         try:
-            parts.append(json.loads(Path(a).read_text()))
-        except (OSError, json.JSONDecodeError) as e:
+            r = json.loads(Path(a).read_text())
+        except (OSError, ValueError) as e:
             sys.exit(f"{a}: {e}")
-        if not isinstance(parts[-1], dict) or "instances" not in parts[-1]:
-            sys.exit(f"{a}: not a bench-gold result (no `instances`)")
+        if not isinstance(r, dict) or key not in r:
+            sys.exit(f"{a}: not a {kind} result (no `{key}`)")
+        results.append((a, r))
+    return out, results
+
+
+def main():
+    out, results = read_results(sys.argv[1:], "target/bench/gold.json", __doc__, "instances", "bench-gold")
+    parts = [r for _, r in results]
     result = merge(parts)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)

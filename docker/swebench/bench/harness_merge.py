@@ -11,6 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gold_merge  # noqa: E402  (its read_results parses the same command line)
+
 
 def merge(results):
     per_instance, per_repo, ratios = {}, {}, {}
@@ -37,25 +40,8 @@ def merge(results):
 
 
 def main():
-    args = sys.argv[1:]
-    out = Path("target/bench/harness-all.json")
-    if "--out" in args:
-        i = args.index("--out")
-        if i + 1 >= len(args):
-            sys.exit("--out needs a file")
-        out = Path(args[i + 1])
-        del args[i : i + 2]
-    if not args:
-        sys.exit(__doc__)
-    results = []
-    for p in args:
-        try:
-            r = json.loads(Path(p).read_text())
-        except (OSError, ValueError) as e:
-            sys.exit(f"{p}: {e}")
-        if not isinstance(r, dict) or "per_instance" not in r:
-            sys.exit(f"{p}: not a bench-harness result (no `per_instance`)")
-        results.append((Path(p).stem, r))
+    out, found = gold_merge.read_results(sys.argv[1:], "target/bench/harness-all.json", __doc__, "per_instance", "bench-harness")
+    results = [(Path(p).stem, r) for p, r in found]
     result = merge(results)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "per_instance"}, indent=2))
